@@ -1,0 +1,23 @@
+"""Custom exceptions: one line each; the message says which file, what and how to fix it."""
+
+from __future__ import annotations
+
+
+class AtlasError(Exception):
+    """Base class for errors a user can act on (the CLI prints them without a traceback)."""
+
+
+class ConfigError(AtlasError):
+    """A region config is missing, unreadable or invalid."""
+
+
+class InputError(AtlasError):
+    """A raw input file is missing, unreadable or holds bad rows."""
+
+
+class NetworkError(AtlasError):
+    """The street network is empty, disconnected or cannot be loaded."""
+
+
+class BundleError(AtlasError):
+    """A region bundle is missing, incomplete or corrupt."""
