@@ -1,0 +1,163 @@
+"""The ``access-atlas`` command line (also ``python -m etl``).
+
+``access-atlas build CONFIG`` runs every stage into a new bundle; the stage commands
+(``build-network``, ``load-providers``, ``load-areas``, ``compute-access``) re-run one stage
+and the stages after it, taking earlier stages from the current bundle. Errors a user can fix
+print one message (file, problem, fix) and exit with status 2; nothing already built changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from etl import __version__
+from etl._errors import AtlasError
+from etl.config import load_config
+
+logger = logging.getLogger("etl")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_geodata_dir() -> Path:
+    """``$ACCESS_ATLAS_GEODATA`` or the repository's ``geodata/`` folder."""
+    return Path(os.environ.get("ACCESS_ATLAS_GEODATA", REPO_ROOT / "geodata"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="access-atlas",
+        description="Build region bundles for Access Atlas: where people can reach care for "
+        "opioid use disorder, and where they cannot.",
+    )
+    parser.add_argument("--version", action="version", version=f"access-atlas {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--geodata-dir", type=Path, default=None,
+                        help="folder of region bundles (default: $ACCESS_ATLAS_GEODATA or ./geodata)")  # fmt: skip
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    common.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("build", parents=[common], help="run every stage into a new bundle")
+    p.add_argument("config", type=Path, help="region config (geodata/configs/<region>.yaml)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    p.add_argument("--if-missing", action="store_true",
+                   help="do nothing (exit 0) when the bundle already exists")  # fmt: skip
+
+    stage_help = {
+        "build-network": "re-read the OSM network, then re-run every later stage",
+        "load-providers": "re-read the provider lists, then re-run access",
+        "load-areas": "re-read census areas and population, then providers and access",
+        "compute-access": "re-compute travel times, isochrones, grid and deserts",
+    }
+    for name, text in stage_help.items():
+        sp = sub.add_parser(name, parents=[common], help=text)
+        sp.add_argument("config", type=Path)
+        sp.add_argument("--overwrite", action="store_true",
+                        help="accepted for symmetry: a stage command always replaces its layers")  # fmt: skip
+
+    p = sub.add_parser("validate", parents=[common], help="check a region config and its input files")
+    p.add_argument("config", type=Path)
+
+    p = sub.add_parser("generate-demo", parents=[common],
+                       help="write the fictional built-in region's raw inputs")  # fmt: skip
+    p.add_argument("config", type=Path, nargs="?", default=REPO_ROOT / "geodata/configs/demo.yaml")
+    p.add_argument("--overwrite", action="store_true", help="regenerate even if present")
+
+    p = sub.add_parser("info", parents=[common], help="summarise a built bundle")
+    p.add_argument("region", help="region name or bundle folder")
+    p.add_argument("--json", action="store_true", help="print the whole manifest")
+    return parser
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("pyogrio", "fiona", "urllib3", "osmnx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status."""
+    args = _parser().parse_args(argv)
+    _setup_logging(args.quiet)
+    geodata = args.geodata_dir or default_geodata_dir()
+    try:
+        return _dispatch(args, geodata)
+    except AtlasError as exc:
+        print(f"access-atlas: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("access-atlas: interrupted; the previous bundle is untouched", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, geodata: Path) -> int:
+    from etl import pipeline
+    from etl.bundle import Bundle, bundle_path
+
+    progress = not (args.no_progress or args.quiet)
+    if args.command == "build":
+        cfg = load_config(args.config)
+        if args.if_missing and (bundle_path(geodata, cfg.name) / "manifest.json").exists():
+            logger.info("bundle %s exists; nothing to do", bundle_path(geodata, cfg.name))
+            return 0
+        path = pipeline.run_build(cfg, geodata, overwrite=args.overwrite, progress=progress)
+        print(path)
+        return 0
+    if args.command in pipeline.STAGE_COMMANDS:
+        cfg = load_config(args.config)
+        stage = pipeline.STAGE_COMMANDS[args.command]
+        path = pipeline.run_build(cfg, geodata, start=stage, overwrite=True, progress=progress)
+        print(path)
+        return 0
+    if args.command == "validate":
+        cfg = load_config(args.config)
+        records = pipeline._inputs(cfg) if cfg.generate is None else []
+        print(f"{args.config}: valid region config {cfg.name!r} ({cfg.title}); "
+              f"{len(records) or 'generated'} input files checked")  # fmt: skip
+        return 0
+    if args.command == "generate-demo":
+        cfg = load_config(args.config)
+        if cfg.generate is None:
+            print(f"access-atlas: error: {args.config} has no `generate` section", file=sys.stderr)
+            return 2
+        print(pipeline.ensure_generated_inputs(cfg, force=args.overwrite))
+        return 0
+    if args.command == "info":
+        path = Path(args.region)
+        bundle = Bundle.open(path if path.exists() else bundle_path(geodata, args.region))
+        if args.json:
+            print(json.dumps(bundle.manifest, indent=2))
+        else:
+            print(_info_text(bundle.manifest))
+        return 0
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+def _info_text(m: dict) -> str:
+    lines = [f"{m['title']} ({m['region']}){'  — FICTIONAL' if m.get('fictional') else ''}",
+             f"built {m['built_at']} (build {m['build_id']})"]  # fmt: skip
+    access = m.get("stages", {}).get("access", {}).get("summary", {})
+    for key, entry in access.items():
+        if "threshold_min" in entry:
+            lines.append(
+                f"  {key:28s} {entry['people_in_desert']:>10,} people beyond "
+                f"{entry['threshold_min']:g} min; median {entry['median_minutes']} min"
+            )
+    lines.append("layers: " + ", ".join(m.get("layers", {})))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

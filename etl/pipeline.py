@@ -1,0 +1,550 @@
+"""The build pipeline: stages that turn a region config into a region bundle.
+
+Stages, in order (each is also a CLI command that re-runs it and every stage after it,
+reading earlier stages' outputs from the current bundle instead of the raw inputs):
+
+``build-network``   OSM file or Overpass → drive and walk networks (largest SCC, speeds)
+``load-areas``      census areas + population → areas layer, dasymetric people points
+``load-providers``  provider lists → one providers layer, snapped to each network, rejects
+``compute-access``  nearest-site travel times per (category, mode) → access arrays, area
+                    metrics, isochrone bands, H3 grid, deserts
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from tqdm import tqdm
+
+from etl import __version__
+from etl._errors import BundleError, InputError, NetworkError
+from etl.access import nearest_site_times, point_times, snap_points
+from etl.areas import People, allocate_people, read_areas
+from etl.bundle import Bundle, BundleWriter, bundle_path, write_bundle, write_manifest
+from etl.categories import CATEGORIES, CATEGORY_LABELS
+from etl.config import RegionConfig
+from etl.grid import cell_polygons, grid_minutes, parent_cells
+from etl.isochrones import band_polygons, cell_times, cells_to_polygon, desert_polygon
+from etl.network import ModeNetwork, build_mode_network
+from etl.streets import sample_streets, sample_times
+
+logger = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("network", "areas", "providers", "access")
+STAGE_COMMANDS: dict[str, str] = {
+    "build-network": "network",
+    "load-areas": "areas",
+    "load-providers": "providers",
+    "compute-access": "access",
+}
+_PACKAGES = ("numpy", "scipy", "pandas", "geopandas", "shapely", "pyproj", "pyogrio", "osmium",
+             "osmnx", "h3", "networkx", "pyarrow", "dash", "dash-leaflet")  # fmt: skip
+
+
+@dataclass
+class BuildContext:
+    """What the stages share: the config, the bundle being written and stage results."""
+
+    cfg: RegionConfig
+    writer: BundleWriter
+    previous: Bundle | None
+    progress: bool = True
+    networks: dict[str, ModeNetwork] = field(default_factory=dict)
+    providers: gpd.GeoDataFrame | None = None
+    areas: gpd.GeoDataFrame | None = None
+    people: pd.DataFrame | None = None
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+    # -- access to earlier stages' outputs, from this run or the current bundle ------------
+    def network(self, mode: str) -> ModeNetwork:
+        if mode not in self.networks:
+            self.networks[mode] = self._previous().network(mode)
+        return self.networks[mode]
+
+    def layer(self, name: str) -> pd.DataFrame:
+        cached = getattr(self, name, None)
+        if cached is not None:
+            return cached
+        frame = self._previous().read_layer(name)
+        setattr(self, name, frame)
+        return frame
+
+    def _previous(self) -> Bundle:
+        if self.previous is None:
+            msg = (
+                f"no bundle for {self.cfg.name!r} to take earlier stages from; "
+                f"run `access-atlas build {self.cfg.base_dir.name}/...` first"
+            )
+            raise BundleError(msg)
+        return self.previous
+
+
+def sha256(path: Path) -> str:
+    """Return the SHA-256 of a file."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _input_record(cfg: RegionConfig, role: str, item: Any) -> dict[str, Any]:
+    path = cfg.resolve(item.path)
+    if not path.exists():
+        msg = f"{path}: input file not found (config: {role}). Check the path in {cfg.base_dir}"
+        raise InputError(msg)
+    return {
+        "role": role,
+        "path": item.path,
+        "resolved": str(path),
+        "sha256": sha256(path),
+        "bytes": path.stat().st_size,
+        "source": item.source,
+        "date": item.date,
+        "licence": item.licence,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Stages
+# ---------------------------------------------------------------------------------------
+
+
+def stage_network(ctx: BuildContext) -> dict[str, Any]:
+    """Read the street network and build one routable network per mode."""
+    from etl import osm
+
+    cfg = ctx.cfg
+    nc = cfg.network
+    if nc.osm is not None:
+        raw = osm.read_osm_file(cfg.resolve(nc.osm.path))
+    else:
+        polygon = [tuple(p) for p in nc.polygon] if nc.polygon else None
+        raw = osm.fetch_overpass(
+            place=nc.place, polygon=polygon, cache_dir=ctx.writer.geodata_dir / ".cache" / "overpass"
+        )
+    counts: dict[str, Any] = {"osm_nodes": len(raw.node_id), "osm_ways": len(raw.ways),
+                              "segments": len(raw.u), "source": raw.source}  # fmt: skip
+    for mode in nc.modes:
+        net = build_mode_network(
+            raw, mode, crs=cfg.crs, drive_speeds_kph=nc.drive_speeds_kph,
+            walk_speed_kph=nc.walk_speed_kph, use_maxspeed=nc.use_maxspeed,
+            congestion_factor=nc.congestion_factor,
+        )  # fmt: skip
+        ctx.networks[mode] = net
+        path = ctx.writer.write_network(net)
+        counts[mode] = {"nodes": net.n_nodes, "edges": net.n_edges,
+                        "file": str(path.relative_to(ctx.writer.tmp))}  # fmt: skip
+    return counts
+
+
+def _region_outline(areas: gpd.GeoDataFrame) -> shapely.Geometry:
+    return shapely.union_all(areas.geometry.to_numpy())
+
+
+def stage_providers(ctx: BuildContext) -> dict[str, Any]:
+    """Read every provider list into one layer and snap each site to each network."""
+    from etl.providers import load_providers
+
+    cfg = ctx.cfg
+    areas = ctx.layer("areas")
+    result = load_providers(cfg, _region_outline(areas), cache_dir=ctx.writer.geodata_dir / ".cache")
+    providers = result.providers.to_crs("EPSG:4326").reset_index(drop=True)
+    if providers.empty:
+        msg = (
+            f"{cfg.base_dir / (cfg.name + '.yaml')}: no provider of any list lies in the region "
+            f"or within {cfg.buffer_km} km of it; check the provider files and the region"
+        )
+        raise InputError(msg)
+    proj = providers.to_crs(cfg.crs)
+    far_everywhere = np.ones(len(providers), dtype=bool)
+    for mode in cfg.network.modes:
+        net = ctx.network(mode)
+        snap = snap_points(net, proj.geometry.x.to_numpy(), proj.geometry.y.to_numpy())
+        providers[f"node_{mode}"] = snap.node
+        providers[f"snap_m_{mode}"] = snap.distance_m.round(1)
+        far_everywhere &= snap.distance_m > cfg.network.max_snap_m
+    providers["on_network"] = ~far_everywhere
+    if far_everywhere.all():
+        msg = (
+            f"all {len(providers)} providers are more than {cfg.network.max_snap_m:.0f} m from "
+            "every street of the network: the provider lists and the OSM extract do not overlap "
+            "(wrong region, swapped lon/lat, or a CRS other than declared?)"
+        )
+        raise NetworkError(msg)
+    ctx.providers = providers
+    ctx.writer.write_layer("providers", providers, description="one row per site, all lists merged")
+    rejects_path = ctx.writer.path("reports/provider_rejects.csv")
+    result.rejects.to_csv(rejects_path, index=False)
+    report_files = {"rejects": "reports/provider_rejects.csv"}
+    try:
+        from etl.quality_report import write_quality_report
+
+        report_files.update(write_quality_report(result, ctx.writer.path("reports/.keep").parent))
+    except ImportError:  # pragma: no cover - the report module is optional during development
+        pass
+    by_cat = providers["category"].value_counts().to_dict()
+    return {
+        "providers": len(providers),
+        "by_category": {k: int(v) for k, v in sorted(by_cat.items())},
+        "off_network": int(far_everywhere.sum()),
+        "rejected": len(result.rejects),
+        "sources": result.report,
+        "reports": report_files,
+    }
+
+
+def stage_areas(ctx: BuildContext) -> dict[str, Any]:
+    """Read the census areas and spread their people along the streets."""
+    cfg = ctx.cfg
+    areas = ctx.areas if ctx.areas is not None else read_areas(cfg)
+    base_mode = "walk" if "walk" in cfg.network.modes else cfg.network.modes[0]
+    people, coverage = allocate_people(areas, ctx.network(base_mode), crs=cfg.crs)
+    areas = areas.merge(coverage, on="area_id", how="left")
+    frame = pd.DataFrame({"area_id": people.area_id, "weight": people.weight,
+                          "lon": people.lon, "lat": people.lat})  # fmt: skip
+    proj_x, proj_y = _project(people, cfg.crs)
+    for mode in cfg.network.modes:
+        snap = snap_points(ctx.network(mode), proj_x, proj_y)
+        frame[f"node_{mode}"] = snap.node
+        frame[f"snap_m_{mode}"] = snap.distance_m
+    ctx.areas, ctx.people = areas, frame
+    ctx.writer.write_layer("people", frame, description="dasymetric population points")
+    outline = gpd.GeoDataFrame(
+        {"name": [cfg.title], "fictional": [cfg.fictional]},
+        geometry=[_region_outline(areas)], crs="EPSG:4326",
+    )  # fmt: skip
+    ctx.writer.write_layer("region", outline, description="the region's outline")
+    # The areas layer is written by the access stage with its metrics.
+    ctx.writer.write_layer("areas", areas, description="census areas (metrics added by compute-access)")
+    return {
+        "areas": len(areas),
+        "unit": cfg.areas.unit,
+        "population": int(areas["population"].sum()),
+        "population_covered": round(float(areas["population_covered"].sum())),
+        "population_uncovered": round(float(areas["population_uncovered"].sum())),
+        "people_points": len(frame),
+    }
+
+
+def _project(people: People, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(people.lon, people.lat)
+    return np.asarray(x), np.asarray(y)
+
+
+def stage_access(ctx: BuildContext) -> dict[str, Any]:
+    """Travel times, area metrics, isochrones, grid and deserts for every (category, mode)."""
+    cfg = ctx.cfg
+    providers = ctx.layer("providers")
+    areas = ctx.layer("areas")
+    people = ctx.layer("people")
+    areas = areas[[c for c in areas.columns if not c.startswith(("t_", "share_", "desert_", "nearest_"))]]
+    bands = [float(b) for b in cfg.access.bands_min]
+    categories = [c for c in CATEGORIES if (providers["category"] == c).any()]
+    weight = people["weight"].to_numpy()
+    area_index = pd.Index(areas["area_id"]).get_indexer(people["area_id"])
+    n_areas = len(areas)
+
+    iso_rows, desert_rows, grid_frames = [], [], []
+    summary: dict[str, dict[str, Any]] = {}
+    metrics: dict[str, np.ndarray] = {}
+    tasks = [(c, m) for m in cfg.network.modes for c in categories]
+    bar = tqdm(tasks, desc="compute-access", unit="pair", disable=not ctx.progress, leave=False)
+    samples_by_mode = {}
+    for mode in cfg.network.modes:
+        net = ctx.network(mode)
+        samples_by_mode[mode] = samples = sample_streets(net)
+        samples_by_mode[mode + "_parent"] = parent_cells(samples.cell, cfg.access.h3_resolution)
+    arrays: dict[str, dict[str, np.ndarray]] = {m: {} for m in cfg.network.modes}
+    for category, mode in bar:
+        bar.set_postfix_str(f"{category}/{mode}")
+        net = ctx.network(mode)
+        sites = providers.index[(providers["category"] == category).to_numpy()].to_numpy()
+        snap_walk = providers[f"snap_m_{mode}"].to_numpy()[sites] / net.walk_speed_mps
+        res = nearest_site_times(net, providers[f"node_{mode}"].to_numpy()[sites], site_offsets_s=snap_walk)
+        nearest_row = np.where(res.nearest >= 0, sites[np.maximum(res.nearest, 0)], -1)
+        arrays[mode][f"time_{category}"] = res.time_s.astype(np.float32)
+        arrays[mode][f"nearest_{category}"] = nearest_row.astype(np.int32)
+
+        # People: time, then area aggregates.
+        node = people[f"node_{mode}"].to_numpy()
+        snap_m = people[f"snap_m_{mode}"].to_numpy()
+        t_person = res.time_s[node] + snap_m / net.walk_speed_mps
+        covered = snap_m <= cfg.network.max_snap_m
+        t_person = np.where(covered, t_person, np.nan)
+        key = f"{category}_{mode}"
+        reach = np.isfinite(t_person)
+        w = np.where(reach, weight, 0.0)
+        wt = np.bincount(area_index, weights=w, minlength=n_areas)
+        mean_min = np.bincount(area_index, weights=np.where(reach, t_person, 0.0) * w,
+                               minlength=n_areas) / 60.0  # fmt: skip
+        with np.errstate(invalid="ignore", divide="ignore"):
+            metrics[f"t_{key}"] = np.where(wt > 0, mean_min / wt, np.nan).round(2)
+        nearest_person = nearest_row[node]
+        metrics[f"nearest_{key}"] = _area_mode_provider(
+            area_index, nearest_person, w, providers["id"].to_numpy(), n_areas
+        )
+        threshold = cfg.threshold(category, mode)
+        covered_w = np.where(covered, weight, 0.0)
+        pop_cov = np.bincount(area_index, weights=covered_w, minlength=n_areas)
+        if threshold is not None:
+            within = covered & (t_person <= threshold * 60.0)
+            beyond = covered & ~(t_person <= threshold * 60.0)
+            w_in = np.bincount(area_index, weights=np.where(within, weight, 0.0), minlength=n_areas)
+            w_out = np.bincount(area_index, weights=np.where(beyond, weight, 0.0), minlength=n_areas)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                metrics[f"share_{key}"] = np.where(pop_cov > 0, w_in / pop_cov, np.nan).round(4)
+            metrics[f"desert_people_{key}"] = w_out.round(1)
+
+        # Street samples → isochrones, deserts and the grid.
+        samples = samples_by_mode[mode]
+        s_time = sample_times(samples, res.time_s)
+        cells, best = cell_times(samples, res.time_s)
+        for band, poly in zip(bands, band_polygons(cells, best, bands), strict=True):
+            people_in = float(weight[covered & (t_person <= band * 60.0)].sum())
+            iso_rows.append({"category": category, "mode": mode, "minutes": band,
+                             "population": round(people_in), "geometry": poly})  # fmt: skip
+        gm = grid_minutes(samples_by_mode[mode + "_parent"], s_time).rename(f"t_{key}")
+        grid_frames.append(gm)
+        entry: dict[str, Any] = {
+            "sites": len(sites),
+            "median_minutes": _weighted_median(t_person[covered], weight[covered]),
+        }
+        if threshold is not None:
+            desert_poly = shapely.intersection(desert_polygon(cells, best, threshold),
+                                               _region_outline(areas))  # fmt: skip
+            people_out = float(weight[beyond].sum())
+            people_cov = float(weight[covered].sum())
+            desert_rows.append({
+                "category": category, "mode": mode, "threshold_min": threshold,
+                "population": round(people_out),
+                "share": round(people_out / people_cov, 4) if people_cov else None,
+                "label": f"{CATEGORY_LABELS[category]}: more than {threshold:g} min "
+                         f"{'by car' if mode == 'drive' else 'on foot'}",
+                "geometry": desert_poly,
+            })  # fmt: skip
+            entry.update(threshold_min=threshold, people_within=round(people_cov - people_out),
+                         people_in_desert=round(people_out))  # fmt: skip
+        summary[key] = entry
+    bar.close()
+
+    for mode, arrs in arrays.items():
+        ctx.writer.write_arrays(f"access/{mode}.npz", **arrs)
+    areas = areas.copy()
+    for name, values in metrics.items():
+        areas[name] = values
+    ctx.writer.write_layer("areas", gpd.GeoDataFrame(areas, geometry="geometry", crs="EPSG:4326"),
+                           description="census areas with population-weighted access metrics")  # fmt: skip
+    iso = gpd.GeoDataFrame(iso_rows, geometry="geometry", crs="EPSG:4326")
+    ctx.writer.write_layer("isochrones", iso, description="land within each band, along streets")
+    deserts = gpd.GeoDataFrame(
+        desert_rows or {"category": [], "mode": [], "threshold_min": [], "population": [],
+                        "share": [], "label": [], "geometry": []},
+        geometry="geometry", crs="EPSG:4326",
+    )  # fmt: skip
+    ctx.writer.write_layer("deserts", deserts, description="people beyond each threshold")
+    grid = pd.concat(grid_frames, axis=1) if grid_frames else pd.DataFrame()
+    grid.index.name = "cell"
+    grid = grid.reset_index()
+    grid_gdf = gpd.GeoDataFrame(
+        grid.assign(h3=[f"{int(c):x}" for c in grid["cell"]]).drop(columns="cell"),
+        geometry=cell_polygons(grid["cell"].to_numpy()), crs="EPSG:4326",
+    )  # fmt: skip
+    ctx.writer.write_layer("grid", grid_gdf, description=f"H3 res {cfg.access.h3_resolution} travel times")
+    return {
+        "categories": categories,
+        "pairs": len(tasks),
+        "isochrones": len(iso),
+        "deserts": len(deserts),
+        "grid_cells": len(grid_gdf),
+        "summary": summary,
+    }
+
+
+def _area_mode_provider(area_index: np.ndarray, provider_row: np.ndarray, w: np.ndarray,
+                        ids: np.ndarray, n_areas: int) -> np.ndarray:  # fmt: skip
+    """The provider id nearest to most of each area's people."""
+    ok = (provider_row >= 0) & (w > 0)
+    out = np.full(n_areas, None, dtype=object)
+    if not ok.any():
+        return out
+    frame = pd.DataFrame({"a": area_index[ok], "p": provider_row[ok], "w": w[ok]})
+    top = frame.groupby(["a", "p"])["w"].sum().reset_index().sort_values("w").drop_duplicates("a", keep="last")
+    out[top["a"].to_numpy()] = ids[top["p"].to_numpy()]
+    return out
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float | None:
+    ok = np.isfinite(values) & (weights > 0)
+    if not ok.any():
+        return None
+    v, w = values[ok], weights[ok]
+    order = np.argsort(v)
+    cum = np.cumsum(w[order])
+    return round(float(v[order][np.searchsorted(cum, cum[-1] / 2)]) / 60.0, 2)
+
+
+STAGE_FUNCS: dict[str, Callable[[BuildContext], dict[str, Any]]] = {
+    "network": stage_network,
+    "providers": stage_providers,
+    "areas": stage_areas,
+    "access": stage_access,
+}
+
+
+def ensure_generated_inputs(cfg: RegionConfig, *, force: bool = False) -> Path:
+    """Generate the built-in region's raw inputs where they are missing (or when forced)."""
+    from etl.demo import generate_demo
+
+    assert cfg.generate is not None
+    out = cfg.resolve(cfg.generate.out)
+    missing = [r for r in _config_paths(cfg) if not r.exists()]
+    if force or missing:
+        logger.info("generating the fictional region's raw inputs into %s (seed %d)", out, cfg.generate.seed)
+        generate_demo(out, seed=cfg.generate.seed)
+    return out
+
+
+def _config_paths(cfg: RegionConfig) -> list[Path]:
+    paths = [cfg.resolve(s.path) for s in cfg.providers] + [cfg.resolve(cfg.areas.path)]
+    if cfg.network.osm is not None:
+        paths.append(cfg.resolve(cfg.network.osm.path))
+    if cfg.areas.population is not None:
+        paths.append(cfg.resolve(cfg.areas.population.path))
+    return paths
+
+
+def _inputs(cfg: RegionConfig) -> list[dict[str, Any]]:
+    records = []
+    if cfg.network.osm is not None:
+        records.append(_input_record(cfg, "network.osm", cfg.network.osm))
+    for src in cfg.providers:
+        records.append(_input_record(cfg, f"providers.{src.name}", src))
+    records.append(_input_record(cfg, "areas", cfg.areas))
+    if cfg.areas.population is not None:
+        records.append(_input_record(cfg, "areas.population", cfg.areas.population))
+    return records
+
+
+def _versions() -> dict[str, str]:
+    out = {"access-atlas": __version__, "python": platform.python_version()}
+    for pkg in _PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def run_build(
+    cfg: RegionConfig,
+    geodata_dir: str | Path,
+    *,
+    start: str = "network",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Run the pipeline from ``start`` to the end and publish the bundle atomically.
+
+    Parameters
+    ----------
+    cfg
+        The region config.
+    geodata_dir
+        Folder of region bundles.
+    start
+        First stage to run (earlier stages are taken from the current bundle).
+    overwrite
+        Replace an existing bundle (``start="network"``) or its stages.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    pathlib.Path
+        The bundle path (``geodata/<region>``).
+    """
+    geodata_dir = Path(geodata_dir)
+    target = bundle_path(geodata_dir, cfg.name)
+    exists = (target / "manifest.json").exists()
+    if start == "network" and exists and not overwrite:
+        msg = f"{target} already exists; pass --overwrite to rebuild it"
+        raise BundleError(msg)
+    previous = Bundle.open(target) if exists else None
+    if start != "network" and previous is None:
+        msg = f"{target}: no bundle to update; run `access-atlas build CONFIG` first"
+        raise BundleError(msg)
+    if cfg.generate is not None:
+        ensure_generated_inputs(cfg)
+    inputs = _inputs(cfg)
+    t_all = time.perf_counter()
+    with write_bundle(geodata_dir, cfg.name, seed_from_current=start != "network") as writer:
+        ctx = BuildContext(cfg=cfg, writer=writer, previous=previous, progress=progress)
+        stage_counts = dict(previous.manifest.get("stages", {})) if previous else {}
+        for stage in STAGES[STAGES.index(start):]:
+            t0 = time.perf_counter()
+            counts = STAGE_FUNCS[stage](ctx)
+            counts["seconds"] = round(time.perf_counter() - t0, 2)
+            stage_counts[stage] = counts
+            logger.info("stage %-9s done in %6.2f s: %s", stage, counts["seconds"], _brief(counts))
+        write_manifest(writer, _manifest(cfg, inputs, stage_counts))
+    logger.info("build %s: bundle %s in %.1f s", cfg.name, target, time.perf_counter() - t_all)
+    return target
+
+
+def _brief(counts: dict[str, Any]) -> str:
+    parts = []
+    for k, v in counts.items():
+        if k in {"seconds", "summary", "sources", "reports"}:
+            continue
+        if isinstance(v, dict):
+            v = ", ".join(f"{kk} {vv:,}" if isinstance(vv, int) else f"{kk} {vv}" for kk, vv in v.items())
+            parts.append(f"{k} ({v})")
+        elif isinstance(v, int):
+            parts.append(f"{k} {v:,}")
+        else:
+            parts.append(f"{k} {v}")
+    return "; ".join(parts)
+
+
+def _manifest(cfg: RegionConfig, inputs: list[dict[str, Any]], stages: dict[str, Any]) -> dict[str, Any]:
+    nc = cfg.network
+    return {
+        "region": cfg.name,
+        "title": cfg.title,
+        "fictional": cfg.fictional,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "crs": cfg.crs,
+        "software": _versions(),
+        "inputs": inputs,
+        "settings": {
+            "modes": list(nc.modes),
+            "bands_min": list(cfg.access.bands_min),
+            "thresholds_min": {k: dict(v) for k, v in cfg.access.thresholds_min.items()},
+            "drive_speeds_kph": dict(nc.drive_speeds_kph),
+            "walk_speed_kph": nc.walk_speed_kph,
+            "use_maxspeed": nc.use_maxspeed,
+            "congestion_factor": nc.congestion_factor,
+            "max_snap_m": nc.max_snap_m,
+            "h3_resolution": cfg.access.h3_resolution,
+            "buffer_km": cfg.buffer_km,
+            "direction": "from people to care (reversed-graph Dijkstra)",
+        },
+        "stages": stages,
+    }
