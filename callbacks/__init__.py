@@ -1,0 +1,1 @@
+"""Dash callbacks: thin functions from inputs to a pure helper to outputs."""

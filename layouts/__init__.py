@@ -1,0 +1,1 @@
+"""Functions that build Dash components (no I/O at import time)."""
