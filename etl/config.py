@@ -43,6 +43,8 @@ class NetworkConfig(_Model):
     online: bool = False
     place: str | None = None
     polygon: list[tuple[float, float]] | None = None
+    overpass_url: str | None = None
+    nominatim_url: str | None = None
     modes: list[Mode] = Field(default_factory=lambda: list(MODES))
     drive_speeds_kph: dict[str, float] = Field(default_factory=lambda: dict(DRIVE_SPEEDS_KPH))
     walk_speed_kph: float = Field(default=WALK_SPEED_KPH, gt=0)

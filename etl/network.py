@@ -109,6 +109,20 @@ class ModeNetwork:
         """Number of directed edges."""
         return len(self.tail)
 
+    def junction_count(self) -> int:
+        """Nodes that are not mid-street (undirected degree other than 2).
+
+        These are the nodes a topologically simplified graph (OSMnx ``simplify=True``) keeps,
+        so this is comparable with the node counts OSMnx reports.
+        """
+        lo = np.minimum(self.tail, self.head).astype(np.int64)
+        hi = np.maximum(self.tail, self.head).astype(np.int64)
+        pairs = np.unique(lo * self.n_nodes + hi)
+        degree = np.bincount(
+            np.concatenate([pairs // self.n_nodes, pairs % self.n_nodes]), minlength=self.n_nodes
+        )
+        return int((degree != 2).sum())
+
     def csr(self) -> sparse.csr_matrix:
         """Return the forward CSR matrix (row = tail, column = head, value = seconds)."""
         if "csr" not in self._cache:

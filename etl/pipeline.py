@@ -135,8 +135,9 @@ def stage_network(ctx: BuildContext) -> dict[str, Any]:
     else:
         polygon = [tuple(p) for p in nc.polygon] if nc.polygon else None
         raw = osm.fetch_overpass(
-            place=nc.place, polygon=polygon, cache_dir=ctx.writer.geodata_dir / ".cache" / "overpass"
-        )
+            place=nc.place, polygon=polygon, overpass_url=nc.overpass_url,
+            nominatim_url=nc.nominatim_url, cache_dir=ctx.writer.geodata_dir / ".cache" / "overpass",
+        )  # fmt: skip
     counts: dict[str, Any] = {"osm_nodes": len(raw.node_id), "osm_ways": len(raw.ways),
                               "segments": len(raw.u), "source": raw.source}  # fmt: skip
     for mode in nc.modes:
@@ -148,6 +149,7 @@ def stage_network(ctx: BuildContext) -> dict[str, Any]:
         ctx.networks[mode] = net
         path = ctx.writer.write_network(net)
         counts[mode] = {"nodes": net.n_nodes, "edges": net.n_edges,
+                        "junctions": net.junction_count(),
                         "file": str(path.relative_to(ctx.writer.tmp))}  # fmt: skip
     return counts
 
@@ -260,6 +262,7 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     weight = people["weight"].to_numpy()
     area_index = pd.Index(areas["area_id"]).get_indexer(people["area_id"])
     n_areas = len(areas)
+    total_people = float(areas["population"].sum())
 
     iso_rows, desert_rows, grid_frames = [], [], []
     summary: dict[str, dict[str, Any]] = {}
@@ -275,7 +278,11 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     for category, mode in bar:
         bar.set_postfix_str(f"{category}/{mode}")
         net = ctx.network(mode)
-        sites = providers.index[(providers["category"] == category).to_numpy()].to_numpy()
+        reachable = providers[f"snap_m_{mode}"].to_numpy() <= cfg.network.max_snap_m
+        sites = np.flatnonzero((providers["category"] == category).to_numpy() & reachable)
+        if len(sites) == 0:
+            logger.info("compute-access: no %s site within %.0f m of the %s network", category,
+                        cfg.network.max_snap_m, mode)  # fmt: skip
         snap_walk = providers[f"snap_m_{mode}"].to_numpy()[sites] / net.walk_speed_mps
         res = nearest_site_times(net, providers[f"node_{mode}"].to_numpy()[sites], site_offsets_s=snap_walk)
         nearest_row = np.where(res.nearest >= 0, sites[np.maximum(res.nearest, 0)], -1)
@@ -324,6 +331,7 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
         grid_frames.append(gm)
         entry: dict[str, Any] = {
             "sites": len(sites),
+            "sites_off_network": int(((providers["category"] == category).to_numpy() & ~reachable).sum()),
             "median_minutes": _weighted_median(t_person[covered], weight[covered]),
         }
         if threshold is not None:
@@ -340,7 +348,8 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
                 "geometry": desert_poly,
             })  # fmt: skip
             entry.update(threshold_min=threshold, people_within=round(people_cov - people_out),
-                         people_in_desert=round(people_out))  # fmt: skip
+                         people_in_desert=round(people_out),
+                         people_not_covered=round(total_people - people_cov))  # fmt: skip
         summary[key] = entry
     bar.close()
 

@@ -62,7 +62,8 @@ def test_build_writes_a_complete_bundle(built: tuple[Path, Path]) -> None:
     raw_osm = cfg.parent / "raw" / "gridton.osm"
     assert roles["network.osm"]["sha256"] == hashlib.sha256(raw_osm.read_bytes()).hexdigest()
     assert set(m["layers"]) >= {"providers", "areas", "people", "isochrones", "deserts", "grid", "region"}
-    assert m["stages"]["network"]["drive"] == {"nodes": 144, "edges": 517, "file": "network/drive.npz"}
+    assert m["stages"]["network"]["drive"] == {"nodes": 144, "edges": 517, "junctions": 144,
+                                              "file": "network/drive.npz"}  # fmt: skip
     assert m["stages"]["network"]["walk"]["edges"] == 528  # one one-way street: 11 fewer drive edges
     assert m["stages"]["areas"]["population"] == 4000
     assert m["stages"]["providers"]["by_category"] == {"buprenorphine": 2, "methadone": 1}

@@ -1,0 +1,75 @@
+"""Facts a person can check about the Franklin County, Ohio build (real data in ../shared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from etl.bundle import Bundle
+from etl.config import load_config
+from etl.pipeline import run_build
+from tests.conftest import CONFIGS
+
+pytestmark = [pytest.mark.shared, pytest.mark.xdist_group("franklin")]
+
+
+@pytest.fixture(scope="module")
+def bundle(franklin: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    geo = tmp_path_factory.mktemp("franklin-geo")
+    run_build(load_config(CONFIGS / "franklin-oh.yaml"), geo, progress=False)
+    return Bundle.open(geo / "franklin-oh")
+
+
+def test_networks(bundle: Bundle) -> None:
+    net = bundle.manifest["stages"]["network"]
+    # The extract: 11,967 street ways (12,006 highway ways less proposed/raceway/construction/
+    # area=yes), 72,813 nodes, no dangling node references.
+    assert net["osm_ways"] == 11_967 and net["osm_nodes"] == 72_813
+    # Unsimplified drive network, largest strongly connected component.
+    assert net["drive"]["nodes"] == 61_858 and net["drive"]["edges"] == 131_981
+    # Its junctions (what OSMnx's simplified graph keeps) match the ≈17.3k the data notes give.
+    assert 17_000 <= net["drive"]["junctions"] <= 17_600
+    assert net["walk"]["nodes"] == 64_131
+    drive = bundle.network("drive")
+    assert drive.crs == "EPSG:32617"
+    assert drive.lon.min() >= -83.245 and drive.lon.max() <= -82.787
+    assert drive.lat.min() >= 39.859 and drive.lat.max() <= 40.112
+
+
+def test_areas_and_people(bundle: Bundle) -> None:
+    areas = bundle.read_layer("areas")
+    assert len(areas) == 887
+    assert areas["area_id"].str.len().eq(12).all() and areas["area_id"].str.startswith("39049").all()
+    assert int(areas["population"].sum()) == 1_163_414
+    people = bundle.read_layer("people")
+    covered = bundle.manifest["stages"]["areas"]["population_covered"]
+    assert people["weight"].sum() == pytest.approx(covered, abs=1)
+    # The OSM extract covers central Columbus only; the rest of the county is reported as
+    # outside the network's coverage, never as reached or as a desert.
+    assert 600_000 < covered < 900_000
+
+
+def test_providers_inside_the_extract(bundle: Bundle) -> None:
+    prov = bundle.read_layer("providers")
+    # OEPS lists 59 Franklin providers (44 naltrexone/vivitrol, 13 buprenorphine, 2 methadone);
+    # sites at one address merge and the 5 km buffer adds neighbours.
+    counts = prov["category"].value_counts().to_dict()
+    assert counts["methadone"] == 2 and counts["buprenorphine"] == 13
+    inside = prov[prov["on_network"]]["category"].value_counts().to_dict()
+    assert inside == {"naltrexone": 27, "buprenorphine": 12, "methadone": 2}
+    assert (prov.loc[prov["on_network"], "snap_m_drive"] <= 1500).all()
+
+
+def test_access_summary(bundle: Bundle) -> None:
+    summary = bundle.manifest["stages"]["access"]["summary"]
+    meth = summary["methadone_drive"]
+    assert meth["threshold_min"] == 30
+    total = meth["people_within"] + meth["people_in_desert"] + meth["people_not_covered"]
+    assert total == pytest.approx(1_163_414, abs=2)
+    times = bundle.access_arrays("drive")["time_methadone"]
+    assert np.isfinite(times).all()  # one strongly connected component: every node reaches care
+    iso = bundle.read_layer("isochrones")
+    assert len(iso) == 3 * 2 * 3
+    assert bundle.manifest["stages"]["access"]["seconds"] < 60  # sanity, not a benchmark
