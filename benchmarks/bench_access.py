@@ -16,7 +16,6 @@ Skips with a message where ../shared is absent.
 from __future__ import annotations
 
 import argparse
-import bz2
 import logging
 import sys
 import tempfile
@@ -62,7 +61,7 @@ def _osmnx_load(bz2_path: Path) -> float:
                 need.update(n.ref for n in w.nodes)
         with osmium.SimpleWriter(str(roads)) as writer:
             for obj in osmium.FileProcessor(str(bz2_path)):
-                if obj.is_node() and obj.id in need or obj.is_way() and "highway" in obj.tags:
+                if (obj.is_node() and obj.id in need) or (obj.is_way() and "highway" in obj.tags):
                     writer.add(obj)
         t0 = time.perf_counter()
         ox.graph_from_xml(roads, simplify=True, retain_all=False)
@@ -71,8 +70,12 @@ def _osmnx_load(bz2_path: Path) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe-sites", type=int, default=0,
-                        help="run the OSMnx recipe on this many sites only (0: all)")  # fmt: skip
+    parser.add_argument(
+        "--recipe-sites",
+        type=int,
+        default=0,
+        help="run the OSMnx recipe on this many sites only (0: all)",
+    )
     parser.add_argument("--skip-osmnx-load", action="store_true")
     args = parser.parse_args()
     if not FRANKLIN.is_dir():
@@ -89,7 +92,13 @@ def main() -> int:
     rows.append(("load network: this reader (osm.bz2)", t_load_bz2, ""))
     if not args.skip_osmnx_load:
         t_ox = _osmnx_load(FRANKLIN / "osm" / "columbus.osm.bz2")
-        rows.append(("load network: OSMnx graph_from_xml (roads only)", t_ox, f"{t_ox / t_load:,.0f}x slower"))
+        rows.append(
+            (
+                "load network: OSMnx graph_from_xml (roads only)",
+                t_ox,
+                f"{t_ox / t_load:,.0f}x slower",
+            )
+        )
 
     net = build_mode_network(raw, "drive", crs=cfg.crs)
     # Franklin MOUD providers from the OEPS list, as the pipeline reads them.
@@ -112,7 +121,7 @@ def main() -> int:
             out[c] = (res, band_polygons(cells, best, bands))
         return out
 
-    t_engine, answer = _best(engine)
+    t_engine, _answer = _best(engine)
     rows.append((f"engine: {len(cats)} categories x 3 bands (Dijkstra + polygons)", t_engine, ""))
 
     def dijkstra_only() -> None:
@@ -120,14 +129,17 @@ def main() -> int:
             nearest_site_times(net, snap.node[idx], site_offsets_s=snap.walk_s[idx])
 
     t_dij, _ = _best(dijkstra_only, repeat=5)
-    rows.append((f"engine: Dijkstra only, {len(cats)} categories, {net.n_nodes:,} nodes", t_dij, ""))
+    rows.append(
+        (f"engine: Dijkstra only, {len(cats)} categories, {net.n_nodes:,} nodes", t_dij, "")
+    )
 
     g = nx.DiGraph()
-    g.add_weighted_edges_from(zip(net.head.tolist(), net.tail.tolist(), net.time_s.tolist(), strict=True),
-                              weight="t")  # reversed graph: times run to care  # fmt: skip
+    g.add_weighted_edges_from(
+        zip(net.head.tolist(), net.tail.tolist(), net.time_s.tolist(), strict=True), weight="t"
+    )  # reversed graph: times run to care
     t0 = time.perf_counter()
     max_err = 0.0
-    for c, idx in cats.items():
+    for _c, idx in cats.items():
         # Zero snap offsets in NetworkX (it cannot start sources at different times); compare
         # against the engine run the same way.
         ref = nx.multi_source_dijkstra_path_length(g, set(snap.node[idx].tolist()), weight="t")
@@ -135,8 +147,13 @@ def main() -> int:
         ref_arr = np.array([ref.get(i, np.inf) for i in range(net.n_nodes)])
         max_err = max(max_err, float(np.max(np.abs(ref_arr - ours))))
     t_nx = time.perf_counter() - t0
-    rows.append(("NetworkX multi_source_dijkstra_path_length (same answer)", t_nx,
-                 f"{t_nx / t_dij:,.0f}x slower; max diff {max_err:.2e} s"))  # fmt: skip
+    rows.append(
+        (
+            "NetworkX multi_source_dijkstra_path_length (same answer)",
+            t_nx,
+            f"{t_nx / t_dij:,.0f}x slower; max diff {max_err:.2e} s",
+        )
+    )
 
     # The OSMnx example recipe: ego_graph per provider node and band, then a convex hull.
     import shapely
@@ -144,8 +161,9 @@ def main() -> int:
     fwd = nx.MultiDiGraph()
     for i in range(net.n_nodes):
         fwd.add_node(i, x=float(net.lon[i]), y=float(net.lat[i]))
-    fwd.add_weighted_edges_from(zip(net.tail.tolist(), net.head.tolist(), net.time_s.tolist(), strict=True),
-                                weight="time")  # fmt: skip
+    fwd.add_weighted_edges_from(
+        zip(net.tail.tolist(), net.head.tolist(), net.time_s.tolist(), strict=True), weight="time"
+    )
     centres = np.unique(snap.node)
     if args.recipe_sites:
         centres = centres[: args.recipe_sites]
@@ -153,12 +171,19 @@ def main() -> int:
     for node in centres.tolist():
         for band in bands:
             sub = nx.ego_graph(fwd, node, radius=band * 60, distance="time")
-            shapely.convex_hull(shapely.multipoints([(d["x"], d["y"]) for _, d in sub.nodes(data=True)]))
+            shapely.convex_hull(
+                shapely.multipoints([(d["x"], d["y"]) for _, d in sub.nodes(data=True)])
+            )
     t_recipe = time.perf_counter() - t0
     scale = len(np.unique(snap.node)) / len(centres)
-    rows.append((f"OSMnx recipe: ego_graph + convex hull, {len(centres)} nodes x 3 bands", t_recipe,
-                 f"{t_recipe * scale / t_engine:,.0f}x slower than the engine"
-                 + (f" (scaled x{scale:.1f})" if scale > 1 else "")))  # fmt: skip
+    rows.append(
+        (
+            f"OSMnx recipe: ego_graph + convex hull, {len(centres)} nodes x 3 bands",
+            t_recipe,
+            f"{t_recipe * scale / t_engine:,.0f}x slower than the engine"
+            + (f" (scaled x{scale:.1f})" if scale > 1 else ""),
+        )
+    )
 
     # The whole compute-access stage, on a bundle built into a temporary folder.
     from etl.pipeline import run_build

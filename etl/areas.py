@@ -28,9 +28,22 @@ logger = logging.getLogger(__name__)
 
 #: Street classes that do not count as places people live along.
 NON_RESIDENTIAL_STREETS: frozenset[str] = frozenset(
-    {"footway", "path", "cycleway", "steps", "track", "bridleway", "service", "pedestrian",
-     "corridor", "motorway", "motorway_link", "trunk_link", "primary_link"}
-)  # fmt: skip
+    {
+        "footway",
+        "path",
+        "cycleway",
+        "steps",
+        "track",
+        "bridleway",
+        "service",
+        "pedestrian",
+        "corridor",
+        "motorway",
+        "motorway_link",
+        "trunk_link",
+        "primary_link",
+    }
+)
 PEOPLE_RES = 10
 
 
@@ -89,13 +102,15 @@ def read_areas(cfg: RegionConfig) -> gpd.GeoDataFrame:
         msg = f"{path}: the areas layer declares no CRS (.prj missing?); add one, e.g. EPSG:4269"
         raise InputError(msg)
     if ac.id_column not in gdf.columns:
-        msg = f"{path}: no column {ac.id_column!r} (areas.id_column); columns: {', '.join(gdf.columns)}"
+        cols = ", ".join(gdf.columns)
+        msg = f"{path}: no column {ac.id_column!r} (areas.id_column); columns: {cols}"
         raise InputError(msg)
     ids = _digits_key(gdf[ac.id_column])
     dupes = ids[ids.duplicated()].unique()
     if len(dupes):
         rows = (np.flatnonzero(ids.isin(dupes[:3]).to_numpy()) + 1).tolist()
-        msg = f"{path}: duplicated {ac.id_column} {', '.join(dupes[:3])} (features {rows}); ids must be unique"
+        shown = ", ".join(dupes[:3])
+        msg = f"{path}: duplicated {ac.id_column} {shown} (features {rows}); ids must be unique"
         raise InputError(msg)
     invalid = ~gdf.geometry.is_valid
     if invalid.any():
@@ -119,8 +134,11 @@ def read_areas(cfg: RegionConfig) -> gpd.GeoDataFrame:
     out = out.to_crs("EPSG:4326")
     logger.info(
         "read_areas: %s %ss, %s people, from %s",
-        f"{len(out):,}", ac.unit, f"{int(out['population'].sum()):,}", path,
-    )  # fmt: skip
+        f"{len(out):,}",
+        ac.unit,
+        f"{int(out['population'].sum()):,}",
+        path,
+    )
     return out[["area_id", "name", "unit", "population", "area_km2", "geometry"]]
 
 
@@ -174,7 +192,9 @@ def _join_population(cfg: RegionConfig, area_ids: pd.Series) -> np.ndarray:
     return pop.reindex(area_ids.to_numpy()).to_numpy()
 
 
-def allocate_people(areas: gpd.GeoDataFrame, net: ModeNetwork, *, crs: str) -> tuple[People, pd.DataFrame]:
+def allocate_people(
+    areas: gpd.GeoDataFrame, net: ModeNetwork, *, crs: str
+) -> tuple[People, pd.DataFrame]:
     """Spread each area's population over its streets (dasymetric people points).
 
     Parameters
@@ -196,9 +216,13 @@ def allocate_people(areas: gpd.GeoDataFrame, net: ModeNetwork, *, crs: str) -> t
     samples = sample_streets(net, spacing_m=25.0, res=PEOPLE_RES)
     classes = np.array(net.highway_classes, dtype=object)
     # Street class of each sample: the class of any edge between its end nodes.
-    edge_class = dict(zip(
-        (net.tail.astype(np.int64) * net.n_nodes + net.head).tolist(), net.highway.tolist(), strict=True
-    ))  # fmt: skip
+    edge_class = dict(
+        zip(
+            (net.tail.astype(np.int64) * net.n_nodes + net.head).tolist(),
+            net.highway.tolist(),
+            strict=True,
+        )
+    )
     lo = np.minimum(samples.a, samples.b)
     hi = np.maximum(samples.a, samples.b)
     keys = np.concatenate([lo * net.n_nodes + hi, hi * net.n_nodes + lo])
@@ -206,7 +230,9 @@ def allocate_people(areas: gpd.GeoDataFrame, net: ModeNetwork, *, crs: str) -> t
     residential = ~np.isin(classes[cls], list(NON_RESIDENTIAL_STREETS))
     cells = samples.cell[residential]
     uniq, length = np.unique(cells, return_counts=True)  # samples ~ street length
-    lat, lon = np.array([h3_center(int(c)) for c in uniq]).reshape(-1, 2).T if len(uniq) else ([], [])
+    lat, lon = (
+        np.array([h3_center(int(c)) for c in uniq]).reshape(-1, 2).T if len(uniq) else ([], [])
+    )
     lon = np.asarray(lon, dtype=float)
     lat = np.asarray(lat, dtype=float)
     pts = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs="EPSG:4326")
@@ -222,9 +248,11 @@ def allocate_people(areas: gpd.GeoDataFrame, net: ModeNetwork, *, crs: str) -> t
     proj = areas.to_crs(crs)
     cov_proj = gpd.GeoSeries([coverage], crs="EPSG:4326").to_crs(crs).iloc[0]
     frac = np.clip(
-        shapely.area(shapely.intersection(proj.geometry.to_numpy(), cov_proj)) / proj.area.to_numpy(),
-        0.0, 1.0,
-    )  # fmt: skip
+        shapely.area(shapely.intersection(proj.geometry.to_numpy(), cov_proj))
+        / proj.area.to_numpy(),
+        0.0,
+        1.0,
+    )
     pop = areas["population"].to_numpy(dtype=float)
     street_len = np.bincount(pt_area, weights=length, minlength=len(areas))
     has_pts = street_len > 0
@@ -246,8 +274,10 @@ def allocate_people(areas: gpd.GeoDataFrame, net: ModeNetwork, *, crs: str) -> t
     )
     logger.info(
         "allocate_people: %s people points; %s people covered by the network, %s outside it",
-        f"{len(weight):,}", f"{covered.sum():,.0f}", f"{(pop - covered).sum():,.0f}",
-    )  # fmt: skip
+        f"{len(weight):,}",
+        f"{covered.sum():,.0f}",
+        f"{(pop - covered).sum():,.0f}",
+    )
     return people, table
 
 
@@ -264,7 +294,9 @@ def _coverage(cells: np.ndarray, res: int, *, coarse_res: int = 8) -> shapely.Ge
 
     from etl.isochrones import cells_to_polygon
 
-    coarse = {h3.cell_to_parent(h3.int_to_str(int(c)), min(coarse_res, res)) for c in np.unique(cells)}
+    coarse = {
+        h3.cell_to_parent(h3.int_to_str(int(c)), min(coarse_res, res)) for c in np.unique(cells)
+    }
     grown = set(coarse)
     for c in coarse:
         grown.update(h3.grid_disk(c, 1))

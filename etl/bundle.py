@@ -210,15 +210,22 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
     bundle = Path(bundle)
     path = bundle / MANIFEST
     if not path.exists():
-        msg = f"{bundle}: no region bundle here (no {MANIFEST}); build it with `access-atlas build CONFIG`"
+        msg = (
+            f"{bundle}: no region bundle here (no {MANIFEST}); "
+            "build it with `access-atlas build CONFIG`"
+        )
         raise BundleError(msg)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        msg = f"{path}: the manifest is corrupt ({exc}); rebuild with `access-atlas build CONFIG --overwrite`"
+        msg = (
+            f"{path}: the manifest is corrupt ({exc}); "
+            "rebuild with `access-atlas build CONFIG --overwrite`"
+        )
         raise BundleError(msg) from exc
     if not isinstance(manifest, dict) or manifest.get("format_version") != BUNDLE_FORMAT_VERSION:
-        msg = f"{path}: bundle format {manifest.get('format_version') if isinstance(manifest, dict) else '?'} is not {BUNDLE_FORMAT_VERSION}; rebuild it"
+        found = manifest.get("format_version") if isinstance(manifest, dict) else "?"
+        msg = f"{path}: bundle format {found} is not {BUNDLE_FORMAT_VERSION}; rebuild it"
         raise BundleError(msg)
     return manifest
 

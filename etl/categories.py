@@ -9,7 +9,11 @@ never the only cue.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 CATEGORIES: Final[tuple[str, ...]] = (
     "methadone",
@@ -70,3 +74,31 @@ DEFAULT_THRESHOLDS_MIN: Final[dict[str, dict[str, float]]] = {
 
 #: Default isochrone bands in minutes.
 DEFAULT_BANDS_MIN: Final[tuple[int, ...]] = (10, 20, 30)
+
+
+def site_mask(providers: pd.DataFrame, category: str) -> np.ndarray:
+    """Which sites offer ``category``: their own category, a merged service, or naloxone stock.
+
+    Parameters
+    ----------
+    providers
+        The providers layer (``category``; optional ``services`` as "a; b" and ``naloxone``).
+    category
+        A key of :data:`CATEGORY_LABELS`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask over the rows.
+    """
+    import numpy as np
+
+    mask = np.array(providers["category"] == category, dtype=bool)
+    if "services" in providers:
+        services = providers["services"].fillna("").astype(str)
+        mask = mask | services.str.split(r"\s*;\s*").apply(lambda s: category in s).to_numpy(
+            dtype=bool
+        )
+    if category == "naloxone" and "naloxone" in providers:
+        mask = mask | np.array(providers["naloxone"].fillna(False).astype(bool), dtype=bool)
+    return np.asarray(mask, dtype=bool)

@@ -39,16 +39,23 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--geodata-dir", type=Path, default=None,
-                        help="folder of region bundles (default: $ACCESS_ATLAS_GEODATA or ./geodata)")  # fmt: skip
+    common.add_argument(
+        "--geodata-dir",
+        type=Path,
+        default=None,
+        help="folder of region bundles (default: $ACCESS_ATLAS_GEODATA or ./geodata)",
+    )
     common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     common.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = sub.add_parser("build", parents=[common], help="run every stage into a new bundle")
     p.add_argument("config", type=Path, help="region config (geodata/configs/<region>.yaml)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
-    p.add_argument("--if-missing", action="store_true",
-                   help="do nothing (exit 0) when the bundle already exists")  # fmt: skip
+    p.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing (exit 0) when the bundle already exists",
+    )
 
     stage_help = {
         "build-network": "re-read the OSM network, then re-run every later stage",
@@ -59,14 +66,20 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in stage_help.items():
         sp = sub.add_parser(name, parents=[common], help=text)
         sp.add_argument("config", type=Path)
-        sp.add_argument("--overwrite", action="store_true",
-                        help="accepted for symmetry: a stage command always replaces its layers")  # fmt: skip
+        sp.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="accepted for symmetry: a stage command always replaces its layers",
+        )
 
-    p = sub.add_parser("validate", parents=[common], help="check a region config and its input files")
+    p = sub.add_parser(
+        "validate", parents=[common], help="check a region config and its input files"
+    )
     p.add_argument("config", type=Path)
 
-    p = sub.add_parser("generate-demo", parents=[common],
-                       help="write the fictional built-in region's raw inputs")  # fmt: skip
+    p = sub.add_parser(
+        "generate-demo", parents=[common], help="write the fictional built-in region's raw inputs"
+    )
     p.add_argument("config", type=Path, nargs="?", default=REPO_ROOT / "geodata/configs/demo.yaml")
     p.add_argument("--overwrite", action="store_true", help="regenerate even if present")
 
@@ -124,8 +137,10 @@ def _dispatch(args: argparse.Namespace, geodata: Path) -> int:
     if args.command == "validate":
         cfg = load_config(args.config)
         records = pipeline._inputs(cfg) if cfg.generate is None else []
-        print(f"{args.config}: valid region config {cfg.name!r} ({cfg.title}); "
-              f"{len(records) or 'generated'} input files checked")  # fmt: skip
+        print(
+            f"{args.config}: valid region config {cfg.name!r} ({cfg.title}); "
+            f"{len(records) or 'generated'} input files checked"
+        )
         return 0
     if args.command == "generate-demo":
         cfg = load_config(args.config)
@@ -146,8 +161,10 @@ def _dispatch(args: argparse.Namespace, geodata: Path) -> int:
 
 
 def _info_text(m: dict) -> str:
-    lines = [f"{m['title']} ({m['region']}){'  — FICTIONAL' if m.get('fictional') else ''}",
-             f"built {m['built_at']} (build {m['build_id']})"]  # fmt: skip
+    lines = [
+        f"{m['title']} ({m['region']}){'  — FICTIONAL' if m.get('fictional') else ''}",
+        f"built {m['built_at']} (build {m['build_id']})",
+    ]
     access = m.get("stages", {}).get("access", {}).get("summary", {})
     for key, entry in access.items():
         if "threshold_min" in entry:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from etl._errors import ConfigError
+from etl.barriers import BufferRule, PoiSource, ZoningConfig
 from etl.categories import CATEGORIES, DEFAULT_BANDS_MIN, DEFAULT_THRESHOLDS_MIN, MODES
+from etl.geocode import GeocodingConfig
+from etl.overdose import OverdoseSource
 from etl.speeds import DRIVE_SPEEDS_KPH, WALK_SPEED_KPH
 
 Mode = Literal["drive", "walk"]
@@ -82,16 +85,22 @@ class ProviderSource(InputFile):
     @classmethod
     def _slug(cls, value: str) -> str:
         if not re.fullmatch(r"[a-z0-9_\-]+", value):
-            raise ValueError(f"provider source name {value!r} must be lower-case letters, digits, _ or -")
+            raise ValueError(
+                f"provider source name {value!r} must be lower-case letters, digits, _ or -"
+            )
         return value
 
     @model_validator(mode="after")
     def _categories(self) -> ProviderSource:
         for cat in [self.category, *self.category_map.values()]:
             if cat is not None and cat not in CATEGORIES and cat != "drop":
-                raise ValueError(f"unknown category {cat!r}; use one of {', '.join(CATEGORIES)} or 'drop'")
+                raise ValueError(
+                    f"unknown category {cat!r}; use one of {', '.join(CATEGORIES)} or 'drop'"
+                )
         if self.category is None and "category" not in self.columns:
-            raise ValueError(f"provider source {self.name!r}: give `category` or a `category` column")
+            raise ValueError(
+                f"provider source {self.name!r}: give `category` or a `category` column"
+            )
         return self
 
 
@@ -127,7 +136,9 @@ class AccessConfig(_Model):
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_THRESHOLDS_MIN.items()}
     )
     h3_resolution: int = Field(default=8, ge=5, le=10)
-    isochrone_buffer_m: dict[Mode, float] = Field(default_factory=lambda: {"drive": 120.0, "walk": 60.0})
+    isochrone_buffer_m: dict[Mode, float] = Field(
+        default_factory=lambda: {"drive": 120.0, "walk": 60.0}
+    )
 
     @field_validator("bands_min")
     @classmethod
@@ -169,7 +180,11 @@ class RegionConfig(_Model):
     providers: list[ProviderSource]
     areas: AreasConfig
     access: AccessConfig = Field(default_factory=AccessConfig)
-    extensions: dict[str, Any] = Field(default_factory=dict)
+    overdose: list[OverdoseSource] = Field(default_factory=list)
+    places: PoiSource | None = None
+    barriers: list[BufferRule] = Field(default_factory=list)
+    zoning: ZoningConfig | None = None
+    geocoding: GeocodingConfig | None = None
 
     #: Folder of the config file; relative paths resolve against it. Not read from YAML.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -193,6 +208,13 @@ class RegionConfig(_Model):
         if not crs.is_projected:
             raise ValueError(f"crs {value!r} must be projected (metres), e.g. a UTM zone")
         return value
+
+    @model_validator(mode="after")
+    def _rules_need_places(self) -> RegionConfig:
+        if self.barriers and self.places is None:
+            msg = "barriers: buffer rules measure from points of interest; add a `places` section"
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _unique_sources(self) -> RegionConfig:
@@ -261,7 +283,11 @@ def load_config(path: str | Path) -> RegionConfig:
         lines = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            problem = "unknown key (check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
+            problem = (
+                "unknown key (check its spelling)"
+                if err["type"] == "extra_forbidden"
+                else err["msg"]
+            )
             lines.append(f"  {where}: {problem}")
         msg = f"{path}: invalid region config:\n" + "\n".join(lines)
         raise ConfigError(msg) from None

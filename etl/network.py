@@ -39,17 +39,47 @@ logger = logging.getLogger(__name__)
 
 DRIVE_EXCLUDED_HIGHWAYS: Final[frozenset[str]] = frozenset(
     {
-        "abandoned", "bridleway", "bus_guideway", "busway", "construction", "corridor",
-        "cycleway", "elevator", "escalator", "footway", "no", "path", "pedestrian", "planned",
-        "platform", "proposed", "raceway", "razed", "steps", "track", "bus_stop", "via_ferrata",
+        "abandoned",
+        "bridleway",
+        "bus_guideway",
+        "busway",
+        "construction",
+        "corridor",
+        "cycleway",
+        "elevator",
+        "escalator",
+        "footway",
+        "no",
+        "path",
+        "pedestrian",
+        "planned",
+        "platform",
+        "proposed",
+        "raceway",
+        "razed",
+        "steps",
+        "track",
+        "bus_stop",
+        "via_ferrata",
     }
-)  # fmt: skip
+)
 WALK_EXCLUDED_HIGHWAYS: Final[frozenset[str]] = frozenset(
     {
-        "abandoned", "bus_guideway", "busway", "construction", "motorway", "motorway_link",
-        "no", "planned", "platform", "proposed", "raceway", "razed", "bus_stop",
+        "abandoned",
+        "bus_guideway",
+        "busway",
+        "construction",
+        "motorway",
+        "motorway_link",
+        "no",
+        "planned",
+        "platform",
+        "proposed",
+        "raceway",
+        "razed",
+        "bus_stop",
     }
-)  # fmt: skip
+)
 _PRIVATE_SERVICE: Final[frozenset[str]] = frozenset(
     {"driveway", "emergency_access", "parking", "parking_aisle", "private"}
 )
@@ -172,7 +202,8 @@ class ModeNetwork:
             with np.load(path, allow_pickle=False) as z:
                 version = int(z["format_version"])
                 if version != NETWORK_FORMAT_VERSION:
-                    msg = f"{path}: network format {version}, expected {NETWORK_FORMAT_VERSION}; rebuild"
+                    expected = NETWORK_FORMAT_VERSION
+                    msg = f"{path}: network format {version}, expected {expected}; rebuild"
                     raise BundleError(msg)
                 return cls(
                     mode=str(z["mode"]),
@@ -339,7 +370,10 @@ def build_mode_network(
     keep_node = labels == biggest
     n_keep = int(keep_node.sum())
     if n_keep < 2:
-        msg = f"{raw.source}: the {mode} network has no connected streets (largest component: {n_keep} node)"
+        msg = (
+            f"{raw.source}: the {mode} network has no connected streets "
+            f"(largest component: {n_keep} node)"
+        )
         raise NetworkError(msg)
     new_index = np.full(n_all, -1, dtype=np.int64)
     new_index[keep_node] = np.arange(n_keep)
@@ -368,7 +402,11 @@ def build_mode_network(
     logger.info(
         "build_mode_network(%s): %s nodes, %s edges in the largest strongly connected component "
         "(%s of %s nodes with %s streets dropped as disconnected)",
-        mode, f"{net.n_nodes:,}", f"{net.n_edges:,}", f"{int(used.sum()) - n_keep:,}",
-        f"{int(used.sum()):,}", mode,
-    )  # fmt: skip
+        mode,
+        f"{net.n_nodes:,}",
+        f"{net.n_edges:,}",
+        f"{int(used.sum()) - n_keep:,}",
+        f"{int(used.sum()):,}",
+        mode,
+    )
     return net

@@ -6,6 +6,9 @@ reading earlier stages' outputs from the current bundle instead of the raw input
 ``build-network``   OSM file or Overpass → drive and walk networks (largest SCC, speeds)
 ``load-areas``      census areas + population → areas layer, dasymetric people points
 ``load-providers``  provider lists → one providers layer, snapped to each network, rejects
+``build-barriers``  siting rules (buffers around schools and child care, zoning) → barriers,
+                    sitable land
+``load-overdose``   overdose tables → counties layer, small counts suppressed
 ``compute-access``  nearest-site travel times per (category, mode) → access arrays, area
                     metrics, isochrone bands, H3 grid, deserts
 """
@@ -31,27 +34,46 @@ from tqdm import tqdm
 
 from etl import __version__
 from etl._errors import BundleError, InputError, NetworkError
-from etl.access import nearest_site_times, point_times, snap_points
+from etl.access import nearest_site_times, snap_points
 from etl.areas import People, allocate_people, read_areas
 from etl.bundle import Bundle, BundleWriter, bundle_path, write_bundle, write_manifest
-from etl.categories import CATEGORIES, CATEGORY_LABELS
+from etl.categories import CATEGORIES, CATEGORY_LABELS, site_mask
 from etl.config import RegionConfig
+from etl.counties import stage_counties
 from etl.grid import cell_polygons, grid_minutes, parent_cells
-from etl.isochrones import band_polygons, cell_times, cells_to_polygon, desert_polygon
+from etl.isochrones import band_polygons, cell_times, desert_polygon
 from etl.network import ModeNetwork, build_mode_network
+from etl.privacy import assert_no_exact_points, assert_no_small_counts, generalize_points
+from etl.siting import stage_barriers
 from etl.streets import sample_streets, sample_times
 
 logger = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("network", "areas", "providers", "access")
+STAGES: tuple[str, ...] = ("network", "areas", "providers", "barriers", "counties", "access")
 STAGE_COMMANDS: dict[str, str] = {
     "build-network": "network",
     "load-areas": "areas",
     "load-providers": "providers",
+    "build-barriers": "barriers",
+    "load-overdose": "counties",
     "compute-access": "access",
 }
-_PACKAGES = ("numpy", "scipy", "pandas", "geopandas", "shapely", "pyproj", "pyogrio", "osmium",
-             "osmnx", "h3", "networkx", "pyarrow", "dash", "dash-leaflet")  # fmt: skip
+_PACKAGES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "geopandas",
+    "shapely",
+    "pyproj",
+    "pyogrio",
+    "osmium",
+    "osmnx",
+    "h3",
+    "networkx",
+    "pyarrow",
+    "dash",
+    "dash-leaflet",
+)
 
 
 @dataclass
@@ -69,28 +91,32 @@ class BuildContext:
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
 
-    # -- access to earlier stages' outputs, from this run or the current bundle ------------
+    # -- earlier stages' outputs: from this run, or the files seeded from the current bundle --
     def network(self, mode: str) -> ModeNetwork:
+        """The network of ``mode`` built in this run or seeded from the current bundle."""
         if mode not in self.networks:
-            self.networks[mode] = self._previous().network(mode)
+            path = self.writer.tmp / "network" / f"{mode}.npz"
+            if not path.exists():
+                raise BundleError(self._missing(f"network/{mode}.npz"))
+            self.networks[mode] = ModeNetwork.load(path)
         return self.networks[mode]
 
     def layer(self, name: str) -> pd.DataFrame:
-        cached = getattr(self, name, None)
+        """A layer written earlier in this run or seeded from the current bundle."""
+        cached = getattr(self, name, None) if name in {"providers", "areas", "people"} else None
         if cached is not None:
             return cached
-        frame = self._previous().read_layer(name)
-        setattr(self, name, frame)
-        return frame
+        info = self.writer.layers.get(name)
+        if info is None:
+            raise BundleError(self._missing(f"layer {name!r}"))
+        path = self.writer.tmp / info["file"]
+        return gpd.read_parquet(path) if info.get("crs") else pd.read_parquet(path)
 
-    def _previous(self) -> Bundle:
-        if self.previous is None:
-            msg = (
-                f"no bundle for {self.cfg.name!r} to take earlier stages from; "
-                f"run `access-atlas build {self.cfg.base_dir.name}/...` first"
-            )
-            raise BundleError(msg)
-        return self.previous
+    def _missing(self, what: str) -> str:
+        return (
+            f"{what} is not in the bundle of {self.cfg.name!r}; run "
+            f"`access-atlas build <config> --overwrite` to build every stage"
+        )
 
 
 def sha256(path: Path) -> str:
@@ -135,22 +161,36 @@ def stage_network(ctx: BuildContext) -> dict[str, Any]:
     else:
         polygon = [tuple(p) for p in nc.polygon] if nc.polygon else None
         raw = osm.fetch_overpass(
-            place=nc.place, polygon=polygon, overpass_url=nc.overpass_url,
-            nominatim_url=nc.nominatim_url, cache_dir=ctx.writer.geodata_dir / ".cache" / "overpass",
-        )  # fmt: skip
-    counts: dict[str, Any] = {"osm_nodes": len(raw.node_id), "osm_ways": len(raw.ways),
-                              "segments": len(raw.u), "source": raw.source}  # fmt: skip
+            place=nc.place,
+            polygon=polygon,
+            overpass_url=nc.overpass_url,
+            nominatim_url=nc.nominatim_url,
+            cache_dir=ctx.writer.geodata_dir / ".cache" / "overpass",
+        )
+    counts: dict[str, Any] = {
+        "osm_nodes": len(raw.node_id),
+        "osm_ways": len(raw.ways),
+        "segments": len(raw.u),
+        "source": raw.source,
+    }
     for mode in nc.modes:
         net = build_mode_network(
-            raw, mode, crs=cfg.crs, drive_speeds_kph=nc.drive_speeds_kph,
-            walk_speed_kph=nc.walk_speed_kph, use_maxspeed=nc.use_maxspeed,
+            raw,
+            mode,
+            crs=cfg.crs,
+            drive_speeds_kph=nc.drive_speeds_kph,
+            walk_speed_kph=nc.walk_speed_kph,
+            use_maxspeed=nc.use_maxspeed,
             congestion_factor=nc.congestion_factor,
-        )  # fmt: skip
+        )
         ctx.networks[mode] = net
         path = ctx.writer.write_network(net)
-        counts[mode] = {"nodes": net.n_nodes, "edges": net.n_edges,
-                        "junctions": net.junction_count(),
-                        "file": str(path.relative_to(ctx.writer.tmp))}  # fmt: skip
+        counts[mode] = {
+            "nodes": net.n_nodes,
+            "edges": net.n_edges,
+            "junctions": net.junction_count(),
+            "file": str(path.relative_to(ctx.writer.tmp)),
+        }
     return counts
 
 
@@ -164,19 +204,33 @@ def stage_providers(ctx: BuildContext) -> dict[str, Any]:
 
     cfg = ctx.cfg
     areas = ctx.layer("areas")
-    result = load_providers(cfg, _region_outline(areas), cache_dir=ctx.writer.geodata_dir / ".cache")
+    result = load_providers(
+        cfg, _region_outline(areas), cache_dir=ctx.writer.geodata_dir / ".cache"
+    )
     providers = result.providers.to_crs("EPSG:4326").reset_index(drop=True)
+    hidden = (
+        ~providers["show_exact"].fillna(True).astype(bool).to_numpy()
+        if "show_exact" in providers
+        else None
+    )
     if providers.empty:
         msg = (
             f"{cfg.base_dir / (cfg.name + '.yaml')}: no provider of any list lies in the region "
             f"or within {cfg.buffer_km} km of it; check the provider files and the region"
         )
         raise InputError(msg)
-    proj = providers.to_crs(cfg.crs)
+    if hidden is not None and hidden.any():
+        # Sites that asked not to be shown exactly: route from, and show, only their H3 cell.
+        providers = generalize_points(providers, hidden, h3_resolution=cfg.access.h3_resolution)
+        centres = providers.geometry.to_crs(cfg.crs).centroid.to_crs("EPSG:4326")
+        routing = providers.geometry.where(~hidden, centres)
+    else:
+        routing = providers.geometry
+    proj = gpd.GeoSeries(routing, crs="EPSG:4326").to_crs(cfg.crs)
     far_everywhere = np.ones(len(providers), dtype=bool)
     for mode in cfg.network.modes:
         net = ctx.network(mode)
-        snap = snap_points(net, proj.geometry.x.to_numpy(), proj.geometry.y.to_numpy())
+        snap = snap_points(net, proj.x.to_numpy(), proj.y.to_numpy())
         providers[f"node_{mode}"] = snap.node
         providers[f"snap_m_{mode}"] = snap.distance_m.round(1)
         far_everywhere &= snap.distance_m > cfg.network.max_snap_m
@@ -190,15 +244,12 @@ def stage_providers(ctx: BuildContext) -> dict[str, Any]:
         raise NetworkError(msg)
     ctx.providers = providers
     ctx.writer.write_layer("providers", providers, description="one row per site, all lists merged")
-    rejects_path = ctx.writer.path("reports/provider_rejects.csv")
-    result.rejects.to_csv(rejects_path, index=False)
-    report_files = {"rejects": "reports/provider_rejects.csv"}
-    try:
-        from etl.quality_report import write_quality_report
+    from etl.quality_report import write_quality_report
 
-        report_files.update(write_quality_report(result, ctx.writer.path("reports/.keep").parent))
-    except ImportError:  # pragma: no cover - the report module is optional during development
-        pass
+    written = write_quality_report(
+        result, ctx.writer.path("reports/.keep").parent, region=cfg.title
+    )
+    report_files = {k: str(Path(v).relative_to(ctx.writer.tmp)) for k, v in written.items()}
     by_cat = providers["category"].value_counts().to_dict()
     return {
         "providers": len(providers),
@@ -217,8 +268,9 @@ def stage_areas(ctx: BuildContext) -> dict[str, Any]:
     base_mode = "walk" if "walk" in cfg.network.modes else cfg.network.modes[0]
     people, coverage = allocate_people(areas, ctx.network(base_mode), crs=cfg.crs)
     areas = areas.merge(coverage, on="area_id", how="left")
-    frame = pd.DataFrame({"area_id": people.area_id, "weight": people.weight,
-                          "lon": people.lon, "lat": people.lat})  # fmt: skip
+    frame = pd.DataFrame(
+        {"area_id": people.area_id, "weight": people.weight, "lon": people.lon, "lat": people.lat}
+    )
     proj_x, proj_y = _project(people, cfg.crs)
     for mode in cfg.network.modes:
         snap = snap_points(ctx.network(mode), proj_x, proj_y)
@@ -228,11 +280,14 @@ def stage_areas(ctx: BuildContext) -> dict[str, Any]:
     ctx.writer.write_layer("people", frame, description="dasymetric population points")
     outline = gpd.GeoDataFrame(
         {"name": [cfg.title], "fictional": [cfg.fictional]},
-        geometry=[_region_outline(areas)], crs="EPSG:4326",
-    )  # fmt: skip
+        geometry=[_region_outline(areas)],
+        crs="EPSG:4326",
+    )
     ctx.writer.write_layer("region", outline, description="the region's outline")
     # The areas layer is written by the access stage with its metrics.
-    ctx.writer.write_layer("areas", areas, description="census areas (metrics added by compute-access)")
+    ctx.writer.write_layer(
+        "areas", areas, description="census areas (metrics added by compute-access)"
+    )
     return {
         "areas": len(areas),
         "unit": cfg.areas.unit,
@@ -256,9 +311,11 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     providers = ctx.layer("providers")
     areas = ctx.layer("areas")
     people = ctx.layer("people")
-    areas = areas[[c for c in areas.columns if not c.startswith(("t_", "share_", "desert_", "nearest_"))]]
+    areas = areas[
+        [c for c in areas.columns if not c.startswith(("t_", "share_", "desert_", "nearest_"))]
+    ]
     bands = [float(b) for b in cfg.access.bands_min]
-    categories = [c for c in CATEGORIES if (providers["category"] == c).any()]
+    categories = [c for c in CATEGORIES if site_mask(providers, c).any()]
     weight = people["weight"].to_numpy()
     area_index = pd.Index(areas["area_id"]).get_indexer(people["area_id"])
     n_areas = len(areas)
@@ -279,12 +336,22 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
         bar.set_postfix_str(f"{category}/{mode}")
         net = ctx.network(mode)
         reachable = providers[f"snap_m_{mode}"].to_numpy() <= cfg.network.max_snap_m
-        sites = np.flatnonzero((providers["category"] == category).to_numpy() & reachable)
+        if "geocode_quality" in providers:
+            # A site placed only at its city's centre could be kilometres off: not routed.
+            reachable &= (providers["geocode_quality"] != "city").to_numpy()
+        offers = site_mask(providers, category)
+        sites = np.flatnonzero(offers & reachable)
         if len(sites) == 0:
-            logger.info("compute-access: no %s site within %.0f m of the %s network", category,
-                        cfg.network.max_snap_m, mode)  # fmt: skip
+            logger.info(
+                "compute-access: no %s site within %.0f m of the %s network",
+                category,
+                cfg.network.max_snap_m,
+                mode,
+            )
         snap_walk = providers[f"snap_m_{mode}"].to_numpy()[sites] / net.walk_speed_mps
-        res = nearest_site_times(net, providers[f"node_{mode}"].to_numpy()[sites], site_offsets_s=snap_walk)
+        res = nearest_site_times(
+            net, providers[f"node_{mode}"].to_numpy()[sites], site_offsets_s=snap_walk
+        )
         nearest_row = np.where(res.nearest >= 0, sites[np.maximum(res.nearest, 0)], -1)
         arrays[mode][f"time_{category}"] = res.time_s.astype(np.float32)
         arrays[mode][f"nearest_{category}"] = nearest_row.astype(np.int32)
@@ -299,8 +366,10 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
         reach = np.isfinite(t_person)
         w = np.where(reach, weight, 0.0)
         wt = np.bincount(area_index, weights=w, minlength=n_areas)
-        mean_min = np.bincount(area_index, weights=np.where(reach, t_person, 0.0) * w,
-                               minlength=n_areas) / 60.0  # fmt: skip
+        mean_min = (
+            np.bincount(area_index, weights=np.where(reach, t_person, 0.0) * w, minlength=n_areas)
+            / 60.0
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             metrics[f"t_{key}"] = np.where(wt > 0, mean_min / wt, np.nan).round(2)
         nearest_person = nearest_row[node]
@@ -314,7 +383,9 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
             within = covered & (t_person <= threshold * 60.0)
             beyond = covered & ~(t_person <= threshold * 60.0)
             w_in = np.bincount(area_index, weights=np.where(within, weight, 0.0), minlength=n_areas)
-            w_out = np.bincount(area_index, weights=np.where(beyond, weight, 0.0), minlength=n_areas)
+            w_out = np.bincount(
+                area_index, weights=np.where(beyond, weight, 0.0), minlength=n_areas
+            )
             with np.errstate(invalid="ignore", divide="ignore"):
                 metrics[f"share_{key}"] = np.where(pop_cov > 0, w_in / pop_cov, np.nan).round(4)
             metrics[f"desert_people_{key}"] = w_out.round(1)
@@ -325,31 +396,46 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
         cells, best = cell_times(samples, res.time_s)
         for band, poly in zip(bands, band_polygons(cells, best, bands), strict=True):
             people_in = float(weight[covered & (t_person <= band * 60.0)].sum())
-            iso_rows.append({"category": category, "mode": mode, "minutes": band,
-                             "population": round(people_in), "geometry": poly})  # fmt: skip
+            iso_rows.append(
+                {
+                    "category": category,
+                    "mode": mode,
+                    "minutes": band,
+                    "population": round(people_in),
+                    "geometry": poly,
+                }
+            )
         gm = grid_minutes(samples_by_mode[mode + "_parent"], s_time).rename(f"t_{key}")
         grid_frames.append(gm)
         entry: dict[str, Any] = {
             "sites": len(sites),
-            "sites_off_network": int(((providers["category"] == category).to_numpy() & ~reachable).sum()),
+            "sites_off_network": int((offers & ~reachable).sum()),
             "median_minutes": _weighted_median(t_person[covered], weight[covered]),
         }
         if threshold is not None:
-            desert_poly = shapely.intersection(desert_polygon(cells, best, threshold),
-                                               _region_outline(areas))  # fmt: skip
+            desert_poly = shapely.intersection(
+                desert_polygon(cells, best, threshold), _region_outline(areas)
+            )
             people_out = float(weight[beyond].sum())
             people_cov = float(weight[covered].sum())
-            desert_rows.append({
-                "category": category, "mode": mode, "threshold_min": threshold,
-                "population": round(people_out),
-                "share": round(people_out / people_cov, 4) if people_cov else None,
-                "label": f"{CATEGORY_LABELS[category]}: more than {threshold:g} min "
-                         f"{'by car' if mode == 'drive' else 'on foot'}",
-                "geometry": desert_poly,
-            })  # fmt: skip
-            entry.update(threshold_min=threshold, people_within=round(people_cov - people_out),
-                         people_in_desert=round(people_out),
-                         people_not_covered=round(total_people - people_cov))  # fmt: skip
+            desert_rows.append(
+                {
+                    "category": category,
+                    "mode": mode,
+                    "threshold_min": threshold,
+                    "population": round(people_out),
+                    "share": round(people_out / people_cov, 4) if people_cov else None,
+                    "label": f"{CATEGORY_LABELS[category]}: more than {threshold:g} min "
+                    f"{'by car' if mode == 'drive' else 'on foot'}",
+                    "geometry": desert_poly,
+                }
+            )
+            entry.update(
+                threshold_min=threshold,
+                people_within=round(people_cov - people_out),
+                people_in_desert=round(people_out),
+                people_not_covered=round(total_people - people_cov),
+            )
         summary[key] = entry
     bar.close()
 
@@ -358,43 +444,77 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     areas = areas.copy()
     for name, values in metrics.items():
         areas[name] = values
-    ctx.writer.write_layer("areas", gpd.GeoDataFrame(areas, geometry="geometry", crs="EPSG:4326"),
-                           description="census areas with population-weighted access metrics")  # fmt: skip
+    ctx.writer.write_layer(
+        "areas",
+        gpd.GeoDataFrame(areas, geometry="geometry", crs="EPSG:4326"),
+        description="census areas with population-weighted access metrics",
+    )
     iso = gpd.GeoDataFrame(iso_rows, geometry="geometry", crs="EPSG:4326")
     ctx.writer.write_layer("isochrones", iso, description="land within each band, along streets")
     deserts = gpd.GeoDataFrame(
-        desert_rows or {"category": [], "mode": [], "threshold_min": [], "population": [],
-                        "share": [], "label": [], "geometry": []},
-        geometry="geometry", crs="EPSG:4326",
-    )  # fmt: skip
+        desert_rows
+        or {
+            "category": [],
+            "mode": [],
+            "threshold_min": [],
+            "population": [],
+            "share": [],
+            "label": [],
+            "geometry": [],
+        },
+        geometry="geometry",
+        crs="EPSG:4326",
+    )
     ctx.writer.write_layer("deserts", deserts, description="people beyond each threshold")
+    blocked_rows = 0
+    if "barriers" in ctx.writer.layers and len(deserts):
+        from etl.barriers import desert_and_blocked
+
+        blocked = desert_and_blocked(deserts.to_crs(cfg.crs), ctx.layer("barriers"))
+        ctx.writer.write_layer(
+            "desert_blocked",
+            blocked.to_crs("EPSG:4326"),
+            description="desert land where a rule blocks a new site",
+        )
+        blocked_rows = len(blocked)
     grid = pd.concat(grid_frames, axis=1) if grid_frames else pd.DataFrame()
     grid.index.name = "cell"
     grid = grid.reset_index()
     grid_gdf = gpd.GeoDataFrame(
         grid.assign(h3=[f"{int(c):x}" for c in grid["cell"]]).drop(columns="cell"),
-        geometry=cell_polygons(grid["cell"].to_numpy()), crs="EPSG:4326",
-    )  # fmt: skip
-    ctx.writer.write_layer("grid", grid_gdf, description=f"H3 res {cfg.access.h3_resolution} travel times")
+        geometry=cell_polygons(grid["cell"].to_numpy()),
+        crs="EPSG:4326",
+    )
+    ctx.writer.write_layer(
+        "grid", grid_gdf, description=f"H3 res {cfg.access.h3_resolution} travel times"
+    )
     return {
         "categories": categories,
         "pairs": len(tasks),
         "isochrones": len(iso),
         "deserts": len(deserts),
+        "desert_blocked": blocked_rows,
         "grid_cells": len(grid_gdf),
         "summary": summary,
     }
 
 
-def _area_mode_provider(area_index: np.ndarray, provider_row: np.ndarray, w: np.ndarray,
-                        ids: np.ndarray, n_areas: int) -> np.ndarray:  # fmt: skip
+def _area_mode_provider(
+    area_index: np.ndarray, provider_row: np.ndarray, w: np.ndarray, ids: np.ndarray, n_areas: int
+) -> np.ndarray:
     """The provider id nearest to most of each area's people."""
     ok = (provider_row >= 0) & (w > 0)
     out = np.full(n_areas, None, dtype=object)
     if not ok.any():
         return out
     frame = pd.DataFrame({"a": area_index[ok], "p": provider_row[ok], "w": w[ok]})
-    top = frame.groupby(["a", "p"])["w"].sum().reset_index().sort_values("w").drop_duplicates("a", keep="last")
+    top = (
+        frame.groupby(["a", "p"])["w"]
+        .sum()
+        .reset_index()
+        .sort_values("w")
+        .drop_duplicates("a", keep="last")
+    )
     out[top["a"].to_numpy()] = ids[top["p"].to_numpy()]
     return out
 
@@ -411,8 +531,10 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float | None:
 
 STAGE_FUNCS: dict[str, Callable[[BuildContext], dict[str, Any]]] = {
     "network": stage_network,
-    "providers": stage_providers,
     "areas": stage_areas,
+    "providers": stage_providers,
+    "barriers": stage_barriers,
+    "counties": stage_counties,
     "access": stage_access,
 }
 
@@ -425,7 +547,9 @@ def ensure_generated_inputs(cfg: RegionConfig, *, force: bool = False) -> Path:
     out = cfg.resolve(cfg.generate.out)
     missing = [r for r in _config_paths(cfg) if not r.exists()]
     if force or missing:
-        logger.info("generating the fictional region's raw inputs into %s (seed %d)", out, cfg.generate.seed)
+        logger.info(
+            "generating the fictional region's raw inputs into %s (seed %d)", out, cfg.generate.seed
+        )
         generate_demo(out, seed=cfg.generate.seed)
     return out
 
@@ -436,6 +560,11 @@ def _config_paths(cfg: RegionConfig) -> list[Path]:
         paths.append(cfg.resolve(cfg.network.osm.path))
     if cfg.areas.population is not None:
         paths.append(cfg.resolve(cfg.areas.population.path))
+    paths += [cfg.resolve(o.path) for o in cfg.overdose]
+    if cfg.places is not None:
+        paths.append(cfg.resolve(cfg.places.path))
+    if cfg.zoning is not None:
+        paths += [cfg.resolve(cfg.zoning.path), cfg.resolve(cfg.zoning.rules)]
     return paths
 
 
@@ -448,7 +577,21 @@ def _inputs(cfg: RegionConfig) -> list[dict[str, Any]]:
     records.append(_input_record(cfg, "areas", cfg.areas))
     if cfg.areas.population is not None:
         records.append(_input_record(cfg, "areas.population", cfg.areas.population))
+    for k, src in enumerate(cfg.overdose):
+        records.append(_input_record(cfg, f"overdose.{k}", src))
+    if cfg.places is not None:
+        records.append(_input_record(cfg, "places", cfg.places))
+    if cfg.zoning is not None:
+        records.append(_input_record(cfg, "zoning", cfg.zoning))
+        records.append(_input_record(cfg, "zoning.rules", _Path(cfg.zoning.rules)))
     return records
+
+
+class _Path:
+    """A bare path as an input record source (no provenance of its own)."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.source, self.date, self.licence = path, "", "", ""
 
 
 def _versions() -> dict[str, str]:
@@ -506,15 +649,33 @@ def run_build(
     with write_bundle(geodata_dir, cfg.name, seed_from_current=start != "network") as writer:
         ctx = BuildContext(cfg=cfg, writer=writer, previous=previous, progress=progress)
         stage_counts = dict(previous.manifest.get("stages", {})) if previous else {}
-        for stage in STAGES[STAGES.index(start):]:
+        for stage in STAGES[STAGES.index(start) :]:
             t0 = time.perf_counter()
             counts = STAGE_FUNCS[stage](ctx)
             counts["seconds"] = round(time.perf_counter() - t0, 2)
             stage_counts[stage] = counts
             logger.info("stage %-9s done in %6.2f s: %s", stage, counts["seconds"], _brief(counts))
+        _check_privacy(writer)
         write_manifest(writer, _manifest(cfg, inputs, stage_counts))
     logger.info("build %s: bundle %s in %.1f s", cfg.name, target, time.perf_counter() - t_all)
     return target
+
+
+def _check_privacy(writer: BundleWriter) -> None:
+    """Refuse to publish a bundle in which any layer holds a suppressed or exact value."""
+    frames = {}
+    for name, info in writer.layers.items():
+        path = writer.tmp / info["file"]
+        frames[name] = gpd.read_parquet(path) if info.get("crs") else pd.read_parquet(path)
+    assert_no_small_counts(frames)
+    # A generalized site's node and snap columns are computed from its H3 cell's centre, not
+    # from the site (see stage_providers), so they reveal nothing the cell does not.
+    if "providers" in frames:
+        prov = frames["providers"]
+        frames["providers"] = prov.drop(
+            columns=[c for c in prov.columns if c.startswith(("node_", "snap_m_"))]
+        )
+    assert_no_exact_points(frames)
 
 
 def _brief(counts: dict[str, Any]) -> str:
@@ -523,7 +684,9 @@ def _brief(counts: dict[str, Any]) -> str:
         if k in {"seconds", "summary", "sources", "reports"}:
             continue
         if isinstance(v, dict):
-            v = ", ".join(f"{kk} {vv:,}" if isinstance(vv, int) else f"{kk} {vv}" for kk, vv in v.items())
+            v = ", ".join(
+                f"{kk} {vv:,}" if isinstance(vv, int) else f"{kk} {vv}" for kk, vv in v.items()
+            )
             parts.append(f"{k} ({v})")
         elif isinstance(v, int):
             parts.append(f"{k} {v:,}")
@@ -532,7 +695,9 @@ def _brief(counts: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _manifest(cfg: RegionConfig, inputs: list[dict[str, Any]], stages: dict[str, Any]) -> dict[str, Any]:
+def _manifest(
+    cfg: RegionConfig, inputs: list[dict[str, Any]], stages: dict[str, Any]
+) -> dict[str, Any]:
     nc = cfg.network
     return {
         "region": cfg.name,

@@ -13,8 +13,11 @@ def list_regions(geodata_dir: str | Path) -> list[str]:
     geodata_dir = Path(geodata_dir)
     if not geodata_dir.is_dir():
         return []
-    names = [p.name for p in geodata_dir.iterdir()
-             if not p.name.startswith(".") and (p / "manifest.json").exists()]  # fmt: skip
+    names = [
+        p.name
+        for p in geodata_dir.iterdir()
+        if not p.name.startswith(".") and (p / "manifest.json").exists()
+    ]
     return sorted(names, key=lambda n: (n != "demo", n))
 
 

@@ -58,7 +58,9 @@ class StreetSamples:
         return len(self.a)
 
 
-def sample_streets(net: ModeNetwork, *, spacing_m: float = 40.0, res: int | None = None) -> StreetSamples:
+def sample_streets(
+    net: ModeNetwork, *, spacing_m: float = 40.0, res: int | None = None
+) -> StreetSamples:
     """Sample every street of ``net`` at most ``spacing_m`` apart.
 
     Parameters
@@ -100,13 +102,24 @@ def sample_streets(net: ModeNetwork, *, spacing_m: float = 40.0, res: int | None
     lat = net.lat[sa] + frac * (net.lat[sb] - net.lat[sa])
     cell = cells_of(lat, lon, res)
     samples = StreetSamples(
-        a=sa, b=sb, frac=frac, time_ab=t_ab[street], time_ba=t_ba[street],
-        lon=lon, lat=lat, cell=cell, res=res,
-    )  # fmt: skip
+        a=sa,
+        b=sb,
+        frac=frac,
+        time_ab=t_ab[street],
+        time_ba=t_ba[street],
+        lon=lon,
+        lat=lat,
+        cell=cell,
+        res=res,
+    )
     logger.info(
         "sample_streets(%s): %s samples on %s streets, %s H3 res-%d cells",
-        net.mode, f"{len(samples):,}", f"{len(uniq):,}", f"{len(np.unique(cell)):,}", res,
-    )  # fmt: skip
+        net.mode,
+        f"{len(samples):,}",
+        f"{len(uniq):,}",
+        f"{len(np.unique(cell)):,}",
+        res,
+    )
     return samples
 
 

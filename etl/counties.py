@@ -1,0 +1,59 @@
+"""The counties stage: overdose tables → one suppressed, flagged counties layer.
+
+Every source is read with :func:`etl.overdose.read_overdose`, then CDC WONDER's rule is
+applied per period (counts 1-9 hidden, with complementary suppression so no hidden count
+can be recovered by subtraction) and rates from fewer than 20 deaths are marked unstable.
+The basis of every number (crude / age-adjusted / modelled, years pooled) travels with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from etl.privacy import mark_unstable, suppress_counts
+
+logger = logging.getLogger(__name__)
+
+
+def stage_counties(ctx: Any) -> dict[str, Any]:
+    """Read, suppress and write the overdose tables as the ``counties`` layer."""
+    from etl.overdose import read_overdose
+
+    cfg = ctx.cfg
+    frames = []
+    for src in cfg.overdose:
+        frame = read_overdose(src, cfg.resolve(src.path))
+        frames.append(frame)
+    if not frames:
+        return {"counties": 0, "note": "no overdose sources in the config"}
+    table = pd.concat(frames, ignore_index=True)
+    # Suppress per source and period, so a county's value is never recoverable within
+    # one published table.
+    table["_group"] = table["source"].astype(str) + " | " + table["period"].astype(str)
+    table = suppress_counts(table, count_cols=["deaths"], group_col="_group")
+    table = mark_unstable(table, "deaths")
+    table = table.drop(columns="_group")
+    ctx.writer.write_layer("counties", table, description="overdose deaths by county (suppressed)")
+    region_fips = sorted(set(table["fips"]) & set(_region_fips(ctx)))
+    logger.info(
+        "stage_counties: %s rows from %d sources; %s suppressed, %s unstable",
+        f"{len(table):,}",
+        len(frames),
+        f"{int(table['suppressed'].sum()):,}",
+        f"{int(table['unstable'].sum()):,}",
+    )
+    return {
+        "rows": len(table),
+        "sources": len(frames),
+        "suppressed": int(table["suppressed"].sum()),
+        "unstable": int(table["unstable"].sum()),
+        "region_counties": region_fips,
+    }
+
+
+def _region_fips(ctx: Any) -> list[str]:
+    areas = ctx.layer("areas")
+    return sorted({str(a)[:5] for a in areas["area_id"]})
