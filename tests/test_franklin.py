@@ -71,7 +71,7 @@ def test_providers_from_five_lists(bundle: Bundle) -> None:
         "naltrexone": 38,
         "methadone": 11,
     }
-    # Opioid treatment programs: the SAMHSA directory and the geocoded list merge into one site each.
+    # OTPs: the SAMHSA directory and the geocoded list merge into one site each.
     otp = prov[prov["category"] == "methadone"]
     assert otp["source"].str.contains("samhsa-otp-directory").sum() >= 9
     inside = prov[prov["on_network"]]["category"].value_counts().to_dict()
