@@ -50,6 +50,7 @@ import shapely
 from pyproj import CRS, Transformer
 from rapidfuzz import fuzz
 from scipy.spatial import cKDTree
+from tqdm import tqdm
 
 from etl._errors import InputError
 from etl.addresses import (
@@ -508,7 +509,8 @@ def load_providers(
 
     frames = []
     report: dict[str, dict[str, Any]] = {}
-    for order, src in enumerate(cfg.providers):
+    sources = tqdm(cfg.providers, desc="load-providers", unit="list", disable=None, leave=False)
+    for order, src in enumerate(sources):
         path = cfg.resolve(src.path)
         fmt = source_format(src, path)
         frame, lonlat = read_table(
