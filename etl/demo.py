@@ -2015,17 +2015,16 @@ Regenerate with `access-atlas generate-demo`; the same seed gives byte-identical
 Files
 -----
 osm/millbrook.osm
-    OpenStreetMap XML 0.6 street network ({facts["osm_nodes"]:,} nodes, {facts["osm_ways"]:,}
-    ways): the town of Millbrook on a 150 m grid with a one-way couplet (2nd Street
-    southbound, 3rd Street northbound), radial arterials (East/West Main Street,
-    North/South High Street,
-    Mill Road, Orchard Pike, Quarry Road), the Millbrook Expressway (motorway, two one-way
-    carriageways, interchanges at South High Street and Station Road; no exit west of the
-    river, where it runs on into the next county as a limited-access highway), the Millbrook
-    River crossed by only three bridges (Mill Road, the expressway and Township Line Road
-    far to the north; Main Street ends at both banks), the village of Alder Glen, the
-    hamlet of Stone Church, suburban loops and cul-de-sacs, rural roads, footways and
-    paths, service roads.
+    OpenStreetMap XML 0.6 street network ({facts["osm_nodes"]:,} nodes, {facts["osm_ways"]:,} ways).
+    The town of Millbrook on a 150 m grid, with a one-way couplet (2nd Street southbound,
+    3rd Street northbound); radial arterials (East/West Main Street, North/South High
+    Street, Mill Road, Orchard Pike, Quarry Road); the Millbrook Expressway (a motorway
+    of two one-way carriageways with interchanges at South High Street and Station Road,
+    and no exit west of the river, where it runs on into the next county as a
+    limited-access highway); the Millbrook River, crossed by only three bridges (Mill
+    Road, the expressway, and Township Line Road far to the north; Main Street ends at
+    both banks); the village of Alder Glen and the hamlet of Stone Church; suburban loops
+    and cul-de-sacs; rural roads; footways and paths; service roads.
     Deliberate quirks: the way "{CLIPPED_NAME}" is clipped at the extract's bounding box
     (its last node ref {MISSING_NODE_ID} is not in the file); "{FRAGMENT_NAME}" is a small
     road fragment connected to nothing.
@@ -2058,7 +2057,17 @@ places/points_of_interest.csv
     the position along the street, so the file doubles as an address-point reference.
 zoning/zoning.zip, zoning/zoning_rules.csv
     Zoning districts (EPSG:4269, ZONE_CODE) and what each allows for an opioid treatment
-    program or a clinic (permitted / conditional / prohibited). Fictional rules.
+    program or a clinic (permitted / conditional / prohibited). Fictional rules: treatment
+    programs are permitted by right only in the M-1 industrial districts.
+
+Built-in facts worth knowing
+----------------------------
+- All three opioid treatment programs are in the town east of the river, so the far
+  south-west of the county (around Stone Church) is more than 30 minutes' drive away
+  with the default speed table.
+- A child care centre lies within 500 ft (152.4 m) of the first opioid treatment program.
+- The methadone row of moud_providers.gpkg and the first row of the OTP directory are the
+  same program at the same address (spelled "Street" in one, "St" in the other).
 """
 
 

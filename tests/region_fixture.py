@@ -129,3 +129,35 @@ def write_region(root: Path, **overrides: object) -> Path:
     path = root / "gridton.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
+
+
+def osm_fixture():
+    """Gridton as a :class:`tests.fixtures_osm.OsmFixture` (for an Overpass stand-in)."""
+    from tests.fixtures_osm import OsmFixture
+
+    fx = OsmFixture()
+    for i in range(N):
+        for j in range(N):
+            fx.nodes[node_id(i, j)] = (round(LON0 + j * STEP, 7), round(LAT0 + i * STEP, 7), {})
+    way = 1000
+    for i in range(N):
+        tags = {"highway": "primary" if i == N // 2 else "residential", "name": f"Row {i} Street"}
+        if i == 2:
+            tags["oneway"] = "yes"
+        fx.ways.append((way, [node_id(i, j) for j in range(N)], tags))
+        way += 1
+    for j in range(N):
+        refs = [node_id(i, j) for i in range(N)]
+        fx.ways.append((way, refs, {"highway": "residential", "name": f"Column {j} Avenue"}))
+        way += 1
+    return fx
+
+
+#: A polygon (lon, lat) around Gridton with room to spare.
+POLYGON = [
+    (LON0 - 0.005, LAT0 - 0.005),
+    (LON0 + N * STEP + 0.005, LAT0 - 0.005),
+    (LON0 + N * STEP + 0.005, LAT0 + N * STEP + 0.005),
+    (LON0 - 0.005, LAT0 + N * STEP + 0.005),
+    (LON0 - 0.005, LAT0 - 0.005),
+]

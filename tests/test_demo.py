@@ -25,6 +25,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import LineString, Point
 
+import etl.demo as demo_module
 from etl._errors import ConfigError, InputError
 from etl.demo import (
     BRIDGE_NAMES,
@@ -39,7 +40,6 @@ from etl.demo import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "franklin-oh"
 TO_UTM = Transformer.from_crs("EPSG:4326", LOCAL_CRS, always_xy=True)
 COUNTY_AREA = (2 * COUNTY_HALF_M) ** 2
 DRIVE = {
@@ -229,6 +229,26 @@ def test_regenerating_replaces_the_folder_atomically(tmp_path: Path) -> None:
     assert not (out / "stale.txt").exists()
     assert sorted(p.name for p in out.parent.iterdir()) == ["demo"]  # no temp folders left
     assert oct(out.stat().st_mode & 0o777) == oct(0o755)
+
+
+def test_a_failed_run_leaves_the_previous_folder_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "demo"
+    files = generate_demo(out, seed=7)
+    before = _digests(files)
+
+    def half_written(root: Path, seed: int) -> None:
+        (root / "osm").mkdir()
+        (root / "osm" / "millbrook.osm").write_text("<osm", encoding="utf-8")
+        msg = "disk full"
+        raise OSError(msg)
+
+    monkeypatch.setattr(demo_module, "_generate_into", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        generate_demo(out, seed=7)
+    assert _digests(files) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
 
 
 def test_refuses_to_replace_a_folder_that_is_not_a_demo(tmp_path: Path) -> None:
@@ -561,11 +581,17 @@ def test_cdc_wonder_style_export(demo: dict[str, Path]) -> None:
     )
 
 
-def test_cdc_wonder_columns_match_the_real_export(demo: dict[str, Path]) -> None:
-    real = SHARED / "overdose" / "cdc_wonder_drug_deaths_county_2009-2018.csv"
-    if not real.is_file():
-        pytest.skip(f"shared data not available at {real}")
+@pytest.mark.shared
+def test_cdc_wonder_columns_match_the_real_export(franklin: Path) -> None:
+    real = franklin / "overdose" / "cdc_wonder_drug_deaths_county_2009-2018.csv"
     assert list(pd.read_csv(real, nrows=1).columns) == WONDER_COLUMNS
+
+
+@pytest.mark.shared
+def test_poi_columns_are_a_subset_of_the_real_file(franklin: Path, demo: dict[str, Path]) -> None:
+    real = pd.read_csv(franklin / "places" / "columbus_points_of_interest.csv", nrows=1)
+    ours = pd.read_csv(demo["poi"], nrows=1)
+    assert set(ours.columns) <= set(real.columns)
 
 
 _ABBR = {
