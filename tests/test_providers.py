@@ -479,7 +479,10 @@ def test_franklin_oeps_providers() -> None:
     full = load_config(ROOT / "geodata" / "configs" / "franklin-oh.yaml")
     # The OEPS list alone (the config also reads four SAMHSA lists and geocodes them).
     cfg = full.model_copy(
-        update={"providers": [p for p in full.providers if p.name == "oeps-moud"], "geocoding": None}
+        update={
+            "providers": [p for p in full.providers if p.name == "oeps-moud"],
+            "geocoding": None,
+        }
     )
     region = gpd.read_file(cfg.reader_path(cfg.areas.path)).to_crs(4326).union_all()
     res = load_providers(cfg, region)
