@@ -21,3 +21,7 @@ class NetworkError(AtlasError):
 
 class BundleError(AtlasError):
     """A region bundle is missing, incomplete or corrupt."""
+
+
+class ExportError(AtlasError):
+    """An export was asked for something that does not exist or would be empty."""

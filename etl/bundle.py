@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -68,6 +69,9 @@ class BundleWriter:
 
     def write_layer(self, name: str, frame: pd.DataFrame, *, description: str = "") -> Path:
         """Write a layer as GeoParquet (GeoDataFrame, reprojected to EPSG:4326) or Parquet."""
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            msg = f"layer name {name!r} must be lower-case letters, digits and _"
+            raise BundleError(msg)
         path = self.path(f"layers/{name}.parquet")
         info: dict[str, Any] = {"file": f"layers/{name}.parquet", "rows": len(frame)}
         if isinstance(frame, gpd.GeoDataFrame):

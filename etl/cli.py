@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, nargs="?", default=REPO_ROOT / "geodata/configs/demo.yaml")
     p.add_argument("--overwrite", action="store_true", help="regenerate even if present")
 
+    from etl import cli_export
+
+    cli_export.register(sub, common)
+
     p = sub.add_parser("info", parents=[common], help="summarise a built bundle")
     p.add_argument("region", help="region name or bundle folder")
     p.add_argument("--json", action="store_true", help="print the whole manifest")
@@ -116,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, geodata: Path) -> int:
-    from etl import pipeline
+    from etl import cli_export, pipeline
     from etl.bundle import Bundle, bundle_path
 
+    if args.command in cli_export.COMMANDS:
+        return cli_export.run(args, geodata)
     progress = not (args.no_progress or args.quiet)
     if args.command == "build":
         cfg = load_config(args.config)

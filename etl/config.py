@@ -159,6 +159,20 @@ class AccessConfig(_Model):
         return value
 
 
+class TilesConfig(_Model):
+    """Offline basemap tiles pre-rendered from the region's own streets."""
+
+    enabled: bool = True
+    min_zoom: int = Field(default=10, ge=0, le=19)
+    max_zoom: int = Field(default=15, ge=0, le=19)
+
+    @model_validator(mode="after")
+    def _order(self) -> TilesConfig:
+        if self.max_zoom < self.min_zoom:
+            raise ValueError("tiles.max_zoom must not be below tiles.min_zoom")
+        return self
+
+
 class GenerateConfig(_Model):
     """For the built-in region: generate the raw inputs with the project's own code."""
 
@@ -185,6 +199,7 @@ class RegionConfig(_Model):
     barriers: list[BufferRule] = Field(default_factory=list)
     zoning: ZoningConfig | None = None
     geocoding: GeocodingConfig | None = None
+    tiles: TilesConfig = Field(default_factory=TilesConfig)
 
     #: Folder of the config file; relative paths resolve against it. Not read from YAML.
     base_dir: Path = Field(default=Path("."), exclude=True)

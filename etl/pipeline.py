@@ -49,7 +49,15 @@ from etl.streets import sample_streets, sample_times
 
 logger = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("network", "areas", "providers", "barriers", "counties", "access")
+STAGES: tuple[str, ...] = (
+    "network",
+    "areas",
+    "providers",
+    "barriers",
+    "counties",
+    "access",
+    "tiles",
+)
 STAGE_COMMANDS: dict[str, str] = {
     "build-network": "network",
     "load-areas": "areas",
@@ -57,6 +65,7 @@ STAGE_COMMANDS: dict[str, str] = {
     "build-barriers": "barriers",
     "load-overdose": "counties",
     "compute-access": "access",
+    "render-tiles": "tiles",
 }
 _PACKAGES = (
     "numpy",
@@ -499,6 +508,23 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     }
 
 
+def stage_tiles(ctx: BuildContext) -> dict[str, Any]:
+    """Pre-render the offline basemap (XYZ PNG tiles of the region's streets) into the bundle."""
+    from etl.tiles import build_tiles
+
+    cfg = ctx.cfg
+    if not cfg.tiles.enabled:
+        return {"tiles": 0, "note": "tiles disabled in the config"}
+    partial = Bundle(
+        path=ctx.writer.tmp,
+        manifest={"region": cfg.name, "title": cfg.title, "fictional": cfg.fictional,
+                  "layers": ctx.writer.layers},
+    )  # fmt: skip
+    zooms = range(cfg.tiles.min_zoom, cfg.tiles.max_zoom + 1)
+    count = build_tiles(partial, ctx.writer.tmp / "tiles", zooms=zooms)
+    return {"tiles": count, "zooms": [cfg.tiles.min_zoom, cfg.tiles.max_zoom], "folder": "tiles"}
+
+
 def _area_mode_provider(
     area_index: np.ndarray, provider_row: np.ndarray, w: np.ndarray, ids: np.ndarray, n_areas: int
 ) -> np.ndarray:
@@ -536,6 +562,7 @@ STAGE_FUNCS: dict[str, Callable[[BuildContext], dict[str, Any]]] = {
     "barriers": stage_barriers,
     "counties": stage_counties,
     "access": stage_access,
+    "tiles": stage_tiles,
 }
 
 
