@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
@@ -168,3 +169,21 @@ def point_times(result: NearestResult, snap: Snap) -> tuple[np.ndarray, np.ndarr
         Seconds per point (``inf`` where unreachable) and the nearest site index (-1).
     """
     return result.time_s[snap.node] + snap.walk_s, result.nearest[snap.node]
+
+
+def routable_sites(providers: pd.DataFrame, mode: str, *, max_snap_m: float) -> np.ndarray:
+    """Which providers the engine routes to in ``mode`` (the ``compute-access`` rule).
+
+    A site is routed to when it lies within ``max_snap_m`` of the mode's network and was not
+    placed only at its city's centre (``geocode_quality == "city"``: kilometres off, perhaps).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask over the rows.
+    """
+    snap = providers[f"snap_m_{mode}"].to_numpy(dtype=float)
+    ok = snap <= max_snap_m  # NaN (no snap) is not routable either
+    if "geocode_quality" in providers:
+        ok &= (providers["geocode_quality"] != "city").to_numpy(dtype=bool)
+    return ok

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from etl import __version__
 from etl._errors import BundleError, InputError, NetworkError
-from etl.access import nearest_site_times, snap_points
+from etl.access import nearest_site_times, routable_sites, snap_points
 from etl.areas import People, allocate_people, read_areas
 from etl.bundle import Bundle, BundleWriter, bundle_path, write_bundle, write_manifest
 from etl.categories import CATEGORIES, CATEGORY_LABELS, site_mask
@@ -344,10 +344,7 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     for category, mode in bar:
         bar.set_postfix_str(f"{category}/{mode}")
         net = ctx.network(mode)
-        reachable = providers[f"snap_m_{mode}"].to_numpy() <= cfg.network.max_snap_m
-        if "geocode_quality" in providers:
-            # A site placed only at its city's centre could be kilometres off: not routed.
-            reachable &= (providers["geocode_quality"] != "city").to_numpy()
+        reachable = routable_sites(providers, mode, max_snap_m=cfg.network.max_snap_m)
         offers = site_mask(providers, category)
         sites = np.flatnonzero(offers & reachable)
         if len(sites) == 0:
@@ -610,15 +607,16 @@ def _inputs(cfg: RegionConfig) -> list[dict[str, Any]]:
         records.append(_input_record(cfg, "places", cfg.places))
     if cfg.zoning is not None:
         records.append(_input_record(cfg, "zoning", cfg.zoning))
-        records.append(_input_record(cfg, "zoning.rules", _Path(cfg.zoning.rules)))
+        rules = _Path(cfg.zoning.rules, like=cfg.zoning)
+        records.append(_input_record(cfg, "zoning.rules", rules))
     return records
 
 
 class _Path:
-    """A bare path as an input record source (no provenance of its own)."""
+    """A path that shares the provenance of another input (e.g. a zoning rule table)."""
 
-    def __init__(self, path: str) -> None:
-        self.path, self.source, self.date, self.licence = path, "", "", ""
+    def __init__(self, path: str, *, like: Any) -> None:
+        self.path, self.source, self.date, self.licence = path, like.source, like.date, like.licence
 
 
 def _versions() -> dict[str, str]:
