@@ -244,9 +244,11 @@ class Bundle:
     @classmethod
     def open(cls, path: str | Path) -> Bundle:
         """Open the bundle at ``path`` (a region link or a build folder)."""
-        path = Path(path)
-        manifest = read_manifest(path)
-        return cls(path=path.resolve(), manifest=manifest)
+        # Resolve the region link first: a rebuild may swap it at any moment, and the
+        # manifest must come from the same build as the files read later.
+        resolved = Path(path).resolve()
+        manifest = read_manifest(resolved)
+        return cls(path=resolved, manifest=manifest)
 
     @property
     def layer_names(self) -> list[str]:

@@ -191,7 +191,7 @@ class RegionConfig(_Model):
     buffer_km: float = Field(default=5.0, ge=0)
     generate: GenerateConfig | None = None
     network: NetworkConfig
-    providers: list[ProviderSource]
+    providers: list[ProviderSource] = Field(min_length=1)
     areas: AreasConfig
     access: AccessConfig = Field(default_factory=AccessConfig)
     overdose: list[OverdoseSource] = Field(default_factory=list)

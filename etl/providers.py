@@ -521,6 +521,12 @@ def load_providers(
             crs=src.crs if "crs" in src.model_fields_set else None,
             reader_path=cfg.reader_path(src.path),
         )
+        if frame.empty:
+            msg = (
+                f"{path}: provider list {src.name!r} has no rows (a header at most); "
+                "export the list again, or remove this source from the region config"
+            )
+            raise InputError(msg)
         mapping = _check_columns(src, frame, path)
         work = _map_source(src, frame, mapping, lonlat, path)
         work["_src_order"] = order

@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/access-atlas build geodata/configs/demo.yaml --if-missing
 echo "Access Atlas: http://127.0.0.1:${PORT:-8050}" >&2
-exec .venv/bin/gunicorn app:server --bind "127.0.0.1:${PORT:-8050}" --workers 2 --timeout 60 "$@"
+exec .venv/bin/gunicorn app:server -c gunicorn.conf.py "$@"
