@@ -309,6 +309,7 @@ def read_zoning(cfg: ZoningConfig, *, base_dir: Path) -> tuple[gpd.GeoDataFrame,
     InputError
         For a missing or unreadable file.
     """
+
     def _on_disk(path: str) -> Path:
         p = Path(path.removeprefix("zip://").partition("!")[0])
         return (p if p.is_absolute() else base_dir / p).resolve()

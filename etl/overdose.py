@@ -401,7 +401,11 @@ def _states(src: OverdoseSource) -> dict[str, str]:
 
 
 def _keys(
-    values: pd.Series, rows: np.ndarray, path: Path, column: str, unit: str,
+    values: pd.Series,
+    rows: np.ndarray,
+    path: Path,
+    column: str,
+    unit: str,
     states: dict[str, str] = STATE_FIPS,
 ) -> pd.Series:
     """Normalise FIPS/GEOID keys and check them: digits, right length, a real state prefix."""

@@ -1,0 +1,548 @@
+/* Access Atlas: the map's client-side functions, in one namespace.
+ *
+ * window.atlas holds the functions dash-leaflet calls (style, filter, pointToLayer,
+ * clusterToLayer), always with the layer's props as the last argument (`context`), whose
+ * `hideout` carries what changes (threshold, categories, filters, opacity). Changing the
+ * hideout restyles or refilters a layer without fetching its geometry again.
+ * window.dash_clientside.atlas holds the clientside callbacks (see callbacks/map.py).
+ * window.atlas.drawn records when layers were last drawn (used by the tests and benchmarks).
+ */
+(function () {
+  "use strict";
+
+  var SHAPES = {
+    square: '<rect x="3" y="3" width="14" height="14" rx="1.5"/>',
+    circle: '<circle cx="10" cy="10" r="7.5"/>',
+    triangle: '<path d="M10 2.2 L18.2 17 H1.8 Z"/>',
+    diamond: '<path d="M10 1.5 L18.5 10 L10 18.5 L1.5 10 Z"/>',
+    cross: '<path d="M7 2 H13 V7 H18 V13 H13 V18 H7 V13 H2 V7 H7 Z"/>',
+    star: '<path d="M10 1.5 L12.4 7.2 L18.5 7.6 L13.8 11.5 L15.3 17.6 L10 14.3 L4.7 17.6 L6.2 11.5 L1.5 7.6 L7.6 7.2 Z"/>',
+    hexagon: '<path d="M10 1.5 L17.4 5.8 V14.2 L10 18.5 L2.6 14.2 V5.8 Z"/>'
+  };
+
+  function now() { return (window.performance && performance.now) ? performance.now() : Date.now(); }
+
+  function mark(layer, info) {
+    var d = window.atlas.drawn;
+    var t = now();
+    d[layer] = Object.assign({ t: t, first: d[layer] ? d[layer].first : t, n: (d[layer] ? d[layer].n : 0) + 1 }, info || {});
+  }
+
+  function esc(text) {
+    return String(text == null ? "" : text).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
+  function symbolSvg(shape, colour, size) {
+    size = size || 22;
+    return '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 20 20" width="' + size +
+      '" height="' + size + '" aria-hidden="true" focusable="false"><g fill="' + colour +
+      '" stroke="#fff" stroke-width="1.6" paint-order="stroke">' + (SHAPES[shape] || SHAPES.circle) +
+      '</g></svg>';
+  }
+
+  function siteVisible(p, h) {
+    if (!h || h.show === false) { return false; }
+    if (h.cats && h.cats.indexOf(p.category) < 0) { return false; }
+    var f = h.filters || [];
+    for (var i = 0; i < f.length; i++) {
+      if (p[f[i]] !== true) { return false; }
+    }
+    return true;
+  }
+
+  function classIndex(value, breaks) {
+    var i = 0;
+    while (i < breaks.length && value > breaks[i]) { i++; }
+    return i;
+  }
+
+  /* The latest hideout a clientside callback set for a layer. dash-leaflet drops a hideout
+   * change that arrives while the layer is still fetching its data and then draws with the
+   * old one; style functions read this instead, so fast changes are never lost. */
+  var latest = {};
+  /* The sites layer's Leaflet group and supercluster index, once drawn (for fast refilters). */
+  var sites = { group: null, index: null };
+  function remember(marker) {
+    var parents = marker._eventParents ? Object.values(marker._eventParents) : [];
+    if (parents.length && parents[0].addData) { sites.group = parents[0]; }
+  }
+  var drawing = {};
+  var settleTimer = null;
+  var lastText = null;
+  var lastSettled = null;
+  var lastLegend = null;
+  var timers = {};
+  /* Run `fn` once `ms` have passed without another call for the same key. */
+  function later(key, fn, ms) {
+    if (timers[key]) { window.clearTimeout(timers[key]); }
+    timers[key] = window.setTimeout(function () { timers[key] = null; fn(); }, ms);
+  }
+  var urlTimer = null;
+  function current(key, context) {
+    if (context && context.map) { window.atlas.map = context.map; }
+    return latest[key] || (context && context.hideout) || {};
+  }
+
+  /* Restyle a drawn layer in place (no new Leaflet layers, no refetch): every feature layer
+   * in `pane` gets `style(feature, context)` again. False when the layer is not drawn yet. */
+  function restyle(pane, styleFn, key) {
+    var map = window.atlas.map;
+    if (!map) { return false; }
+    var found = false;
+    var context = { map: map, hideout: latest[key] };
+    var renderers = [];
+    map.eachLayer(function (layer) {
+      if (layer.feature && layer.options && layer.options.pane === pane && layer.setStyle) {
+        found = true;
+        layer.setStyle(styleFn(layer.feature, context));
+        if (layer._renderer && renderers.indexOf(layer._renderer) < 0) { renderers.push(layer._renderer); }
+      }
+    });
+    // Draw now rather than at the next animation frame, which the page's other work delays.
+    renderers.forEach(function (r) { if (r._redraw && r._redrawRequest) { r._redraw(); } });
+    return found;
+  }
+
+  var HIDDEN = { stroke: false, fill: false, fillOpacity: 0, opacity: 0, interactive: false };
+
+  /* Style in the layer's pane (dash-leaflet does not pass `pane` to GeoJSON layers). */
+  function inPane(style, h) {
+    if (h && h.pane) { style = Object.assign({}, style, { pane: h.pane }); }
+    return style;
+  }
+
+  window.atlas = Object.assign({}, window.atlas, {
+    drawn: (window.atlas && window.atlas.drawn) || {},
+    latest: latest,
+    symbolSvg: symbolSvg,
+
+    /* ---- care sites (clustered points) ---------------------------------------- */
+    siteFilter: function (feature, context) {
+      var p = feature.properties || {};
+      if (p.cluster) { return true; }  // clusterToLayer counts the leaves that pass
+      return siteVisible(p, current("sites", context));
+    },
+
+    sitePoint: function (feature, latlng, context) {
+      var p = feature.properties || {};
+      var h = context.hideout || {};
+      var style = (h.styles || {})[p.category] || { colour: "#333", shape: "circle", label: p.category };
+      var label = (p.name || "Care site") + " — " + style.label + (p.approx ? " (approximate area)" : "");
+      mark("sites", { visible: true });
+      if (p.approx) {
+        return L.circle(latlng, {
+          radius: h.approxRadius || 460, color: style.colour, weight: 2, dashArray: "6 4",
+          fillColor: style.colour, fillOpacity: 0.15
+        }).bindTooltip(esc(label) + "<br>Shown only as an area: this site asked not to be shown exactly.");
+      }
+      var icon = L.divIcon({
+        html: symbolSvg(style.shape, style.colour, 22),
+        className: "atlas-site atlas-site--" + p.category,
+        iconSize: [22, 22], iconAnchor: [11, 11]
+      });
+      var marker = L.marker(latlng, { icon: icon, title: label, alt: label, keyboard: true, riseOnHover: true });
+      marker.on("add", function () {
+        remember(marker);
+        var el = marker.getElement();
+        if (el) {
+          el.setAttribute("role", "button");
+          el.setAttribute("aria-label", label);
+          el.setAttribute("data-site-id", p.id || "");
+          el.addEventListener("keydown", function (e) {
+            if (e.key === "Enter" || e.key === " ") {
+              e.preventDefault();
+              // propagate to the GeoJSON layer, whose click handler sets clickData
+              marker.fire("click", { latlng: latlng, originalEvent: e }, true);
+            }
+          });
+        }
+      });
+      return marker;
+    },
+
+    siteCluster: function (feature, latlng, index, context) {
+      var h = current("sites", context);
+      sites.index = index;
+      var leaves = index.getLeaves(feature.properties.cluster_id, Infinity);
+      var shown = leaves.filter(function (leaf) { return siteVisible(leaf.properties || {}, h); });
+      if (shown.length === 0) {
+        return L.marker(latlng, { icon: L.divIcon({ html: "", className: "atlas-empty", iconSize: [0, 0] }), interactive: false, keyboard: false });
+      }
+      if (shown.length === 1) {
+        return window.atlas.sitePoint(shown[0], L.latLng(shown[0].geometry.coordinates[1], shown[0].geometry.coordinates[0]), context);
+      }
+      var n = shown.length;
+      var size = n < 10 ? 30 : (n < 100 ? 36 : 42);
+      var label = n + " care sites here; select to zoom in";
+      var icon = L.divIcon({
+        html: "<span>" + n + "</span>", className: "atlas-cluster",
+        iconSize: [size, size], iconAnchor: [size / 2, size / 2]
+      });
+      var marker = L.marker(latlng, { icon: icon, title: label, alt: label, keyboard: true });
+      marker.on("add", function () {
+        remember(marker);
+        var el = marker.getElement();
+        if (el) { el.setAttribute("role", "button"); el.setAttribute("aria-label", label); }
+      });
+      return marker;
+    },
+
+    /* ---- travel-time bands and the desert (minute bands) ----------------------- */
+    surfaceStyle: function (feature, context) {
+      var h = current("surface", context);
+      var m = feature.properties.m;
+      var op = (h.opacity == null ? 0.6 : h.opacity);
+      if (!drawing.surface) {  // the first feature of a draw: features follow synchronously
+        drawing.surface = true;
+        Promise.resolve().then(function () { drawing.surface = false; });
+        mark("surface", { threshold: h.threshold, desert: 0, url: context.url });
+      }
+      if (h.desert && m > h.threshold) {
+        window.atlas.drawn.surface.desert += 1;
+        return inPane({ stroke: false, fill: true, fillColor: h.desertColour || "#D55E00", fillOpacity: Math.min(1, op * 1.15), interactive: false }, h);
+      }
+      if (h.bands) {
+        var b = h.bandsMin || [10, 20, 30];
+        for (var i = 0; i < b.length; i++) {
+          if (m <= b[i]) {
+            return inPane({ stroke: false, fill: true, fillColor: h.bandColours[i], fillOpacity: op * 0.8, interactive: false }, h);
+          }
+        }
+      }
+      return inPane(HIDDEN, h);
+    },
+
+    /* ---- choropleths ---------------------------------------------------------- */
+    choroplethStyle: function (feature, context) {
+      var h = context.hideout || {};
+      if (!h.show) { return inPane(HIDDEN, h); }
+      mark("choropleth", { prop: h.prop });
+      var v = feature.properties[h.prop];
+      var op = h.opacity == null ? 0.6 : h.opacity;
+      if (v == null) {
+        return inPane({ color: "#999", weight: 0.3, fillColor: "#f0f0f0", fillOpacity: op * 0.5, interactive: false }, h);
+      }
+      return inPane({ color: "#fff", weight: 0.3, fillColor: h.colours[classIndex(v, h.breaks)], fillOpacity: op, interactive: false }, h);
+    },
+
+    overdoseStyle: function (feature, context) {
+      var h = context.hideout || {};
+      if (!h.show) { return inPane(HIDDEN, h); }
+      mark("overdose", {});
+      var p = feature.properties;
+      var op = h.opacity == null ? 0.6 : h.opacity;
+      if (p.suppressed === true || p[h.prop] == null) {
+        return inPane({ color: "#555", weight: 1, dashArray: "2 3", fillColor: "#bdbdbd", fillOpacity: op * 0.7, interactive: false }, h);
+      }
+      var s = { color: "#fff", weight: 0.5, fillColor: h.colours[classIndex(p[h.prop], h.breaks)], fillOpacity: op, interactive: false };
+      if (p.unstable === true) { s.color = "#222"; s.weight = 1.2; s.dashArray = "5 4"; }
+      return inPane(s, h);
+    },
+
+    /* ---- offline basemap ------------------------------------------------------- */
+    streetStyle: function (feature, context) {
+      var h = context.hideout || {};
+      if (h.show === false) { return inPane(HIDDEN, h); }
+      mark("streets", {});
+      var r = feature.properties.r;
+      var w = [3.2, 2.4, 2.0, 1.5, 0.9, 0.6][r] || 0.6;
+      var c = ["#8a8a8a", "#999", "#a5a5a5", "#b3b3b3", "#c4c4c4", "#d2d2d2"][r] || "#d2d2d2";
+      return inPane({ color: c, weight: w, opacity: 0.95, interactive: false, lineCap: "round", lineJoin: "round" }, h);
+    },
+
+    labelFilter: function (feature, context) {
+      var h = context.hideout || {};
+      if (h.show === false) { return false; }
+      var z = h.zoom || 11;
+      var most = z >= 14 ? 1000 : (z >= 13 ? 40 : (z >= 12 ? 20 : 8));
+      return (feature.properties.k || 0) < most;
+    },
+
+    labelPoint: function (feature, latlng) {
+      var p = feature.properties;
+      var icon = L.divIcon({
+        html: '<span style="transform: translate(-50%,-50%) rotate(' + (p.angle || 0) + 'deg)">' + esc(p.name) + "</span>",
+        className: "atlas-maplabel", iconSize: [0, 0]
+      });
+      return L.marker(latlng, { icon: icon, interactive: false, keyboard: false, pane: "atlas-labels" });
+    },
+
+    outlineStyle: function () {
+      return { color: "#333", weight: 2, dashArray: "8 5", fill: false, interactive: false };
+    },
+
+    /* ---- rules and extras ------------------------------------------------------- */
+    barrierStyle: function (feature, context) {
+      var h = context.hideout || {};
+      if (!h.show) { return inPane(HIDDEN, h); }
+      var p = feature.properties;
+      var conditional = p.status === "conditional";
+      return inPane({ color: "#6a3d9a", weight: 1, dashArray: conditional ? "4 4" : null, fillColor: "#6a3d9a",
+               fillOpacity: conditional ? 0.15 : 0.3, interactive: false }, h);
+    },
+
+    sitableStyle: function (feature, context) {
+      var h = context.hideout || {};
+      if (!h.show) { return inPane(HIDDEN, h); }
+      return inPane({ color: "#1b7837", weight: 1, fillColor: "#5aae61", fillOpacity: 0.2, interactive: false }, h);
+    },
+
+    showFilter: function (feature, context) {
+      return !!(context.hideout && context.hideout.show);
+    },
+
+    stopPoint: function (feature, latlng) {
+      var p = feature.properties || {};
+      return L.circleMarker(latlng, { radius: 3, color: "#fff", weight: 1, fillColor: "#444", fillOpacity: 1 })
+        .bindTooltip(esc(p.stop_name || p.name || "Transit stop"));
+    },
+
+    selectionStyle: function () {
+      return { color: "#000", weight: 3, fill: false, interactive: false };
+    },
+
+    /* ---- the URL ------------------------------------------------------------------ */
+    encodeState: function (s, d) {
+      var q = [];
+      function same(a, b) { return (a || []).join(",") === (b || []).join(","); }
+      function put(k, v) { q.push(k + "=" + encodeURIComponent(v).replace(/%2C/g, ",")); }
+      if (s.region !== d.defaultRegion) { put("region", s.region); }
+      if (s.category !== d.category) { put("cat", s.category); }
+      if (s.mode !== d.modeFor[s.category]) { put("mode", s.mode); }
+      if (s.threshold !== d.thresholds[s.category + "/" + s.mode]) { put("t", s.threshold); }
+      var layers = d.allLayers.filter(function (k) { return (s.layers || []).indexOf(k) >= 0; });
+      if (!same(layers, d.layers)) { put("layers", layers.join(",")); }
+      var sites = d.siteCategories.filter(function (k) { return (s.sites || []).indexOf(k) >= 0; });
+      if (!same(sites, d.siteCategories)) { put("sites", sites.join(",")); }
+      var filters = d.filters.filter(function (k) { return (s.filters || []).indexOf(k) >= 0; });
+      if (filters.length) { put("f", filters.join(",")); }
+      if (s.unit && s.unit !== d.unit) { put("unit", s.unit); }
+      if (s.opacity != null && s.opacity !== d.opacity) { put("op", s.opacity); }
+      if (s.center && s.zoom != null) {
+        var lat = Array.isArray(s.center) ? s.center[0] : s.center.lat;
+        var lon = Array.isArray(s.center) ? s.center[1] : s.center.lng;
+        put("lat", Number(lat).toFixed(5)); put("lon", Number(lon).toFixed(5)); put("z", Math.round(s.zoom));
+      }
+      if (s.query) { put("q", s.query); }
+      return q.length ? "?" + q.join("&") : "";
+    }
+  });
+
+  /* A new hideout with `changes`, or no_update when nothing changes (no redraw). */
+  function changed(hideout, changes) {
+    var same = true;
+    for (var k in changes) {
+      if (!hideout || hideout[k] !== changes[k]) { same = false; }
+    }
+    return same ? window.dash_clientside.no_update : Object.assign({}, hideout, changes);
+  }
+
+  /* A layer fetched the first time it is shown and hidden through its hideout afterwards. */
+  function lazy(layers, key, url, hideout, currentUrl) {
+    var show = (layers || []).indexOf(key) >= 0;
+    var newUrl = (show || currentUrl) ? (url || null) : null;
+    return [newUrl === currentUrl ? window.dash_clientside.no_update : newUrl, changed(hideout, { show: show })];
+  }
+
+  var cs = {
+    /* Hideout of the minute-band surface: threshold (live while dragging), layers, opacity. */
+    surfaceHideout: function (dragValue, value, layers, opacity, hideout) {
+      var t = (dragValue == null ? value : dragValue);
+      var prev = latest.surface || hideout || {};
+      var h = Object.assign({}, prev, {
+        threshold: t, desert: (layers || []).indexOf("desert") >= 0,
+        bands: (layers || []).indexOf("bands") >= 0, opacity: (opacity || 60) / 100
+      });
+      var text = t + " min";
+      if (h.threshold === prev.threshold && h.desert === prev.desert &&
+          h.bands === prev.bands && h.opacity === prev.opacity) {
+        return [window.dash_clientside.no_update, text];
+      }
+      window.atlas.drawn.requested = { threshold: t, t: now() };
+      latest.surface = h;
+      // Restyle the drawn bands in place; only when they are not drawn yet does the new
+      // hideout go through dash-leaflet (which would rebuild every polygon).
+      if (restyle("atlas-surface", window.atlas.surfaceStyle, "surface")) {
+        return [window.dash_clientside.no_update, text];
+      }
+      return [h, text];
+    },
+
+    /* URL of the minute bands for the chosen category and mode. */
+    surfaceUrl: function (category, mode, store) {
+      return store.urls.bands.replace("{category}", category).replace("{mode}", mode);
+    },
+
+    /* The configured threshold of a (category, mode) when either changes. */
+    defaultThreshold: function (category, mode, defaults) {
+      var t = defaults.thresholds[category + "/" + mode];
+      return t == null ? window.dash_clientside.no_update : t;
+    },
+
+    sitesHideout: function (cats, filters, layers, hideout) {
+      var prev = latest.sites || hideout || {};
+      var h = Object.assign({}, prev, {
+        cats: cats || [], filters: filters || [], show: (layers || []).indexOf("sites") >= 0
+      });
+      if (h.show === prev.show && String(h.cats) === String(prev.cats) &&
+          String(h.filters) === String(prev.filters)) {
+        return window.dash_clientside.no_update;
+      }
+      latest.sites = h;
+      var map = window.atlas.map;
+      if (map && sites.group && sites.index && map.hasLayer(sites.group)) {
+        // Re-cluster in place with the filter reading latest.sites (what dash-leaflet does
+        // on a new hideout, without a round through Dash).
+        var b = map.getBounds();
+        var clusters = sites.index.getClusters([b.getWest(), b.getSouth(), b.getEast(), b.getNorth()], map.getZoom());
+        sites.group.clearLayers();
+        sites.group.addData(clusters);
+        mark("sites", {});
+        return window.dash_clientside.no_update;
+      }
+      return h;
+    },
+
+    /* Every map change the controls make, in one pass (see callbacks/map.py). */
+    mapState: function (drag, value, layers, opacity, cats, filters, unit, category, mode, zoom,
+                        center, query, store, defaults, hSurface, hSites, hAreas, uAreas, hOd,
+                        uOd, hBar, uBar, hSit, uSit, hTr, uTr, hMajor, hMinor, hLabels, uMinor,
+                        settled) {
+      var no = window.dash_clientside.no_update;
+      var surface = cs.surfaceHideout(drag, value, layers, opacity, hSurface);
+      var text = surface[1] === lastText ? no : surface[1];
+      lastText = surface[1];
+      var sitesH = cs.sitesHideout(cats, filters, layers, hSites);
+      var areas = cs.areasLayer(layers, unit, category, mode, opacity, store, hAreas, uAreas);
+      var od = cs.overdoseLayer(layers, opacity, store, hOd, uOd);
+      var bar = lazy(layers, "barriers", store.urls.barriers, hBar, uBar);
+      var sit = lazy(layers, "sitable", store.urls.sitable, hSit, uSit);
+      var tr = lazy(layers, "transit", store.urls.transit, hTr, uTr);
+      var st = cs.streets(layers, zoom, store, hMajor, hMinor, hLabels, uMinor);
+      var key = [category, mode, value].join("|");
+      if (lastSettled === null && settled) {  // what the page was rendered with
+        lastSettled = [settled.category, settled.mode, settled.threshold].join("|");
+      }
+      if (key !== lastSettled) { lastSettled = key; cs.settle(value, category, mode); }
+      var legend = JSON.stringify([layers, cats, category, mode, value]);
+      if (lastLegend === null) { lastLegend = legend; }  // the page came with its legend
+      if (legend !== lastLegend) {
+        lastLegend = legend;
+        later("legend", function () {
+          window.dash_clientside.set_props("atlas-legend-state", { data: {
+            layers: layers, sites: cats, category: category, mode: mode, threshold: value } });
+        }, 250);
+      }
+      cs.writeUrl(category, mode, value, layers, cats, filters, unit, opacity, center, zoom, query, defaults);
+      return [surface[0], text, sitesH, areas[0], areas[1], od[0], od[1], bar[0], bar[1],
+              sit[0], sit[1], tr[0], tr[1], st[0], st[1], st[2], st[3]];
+    },
+
+    /* Bring a panel that just got new content into view (the side panel scrolls). */
+    reveal: function (children, id) {
+      var el = document.getElementById(id);
+      if (el && el.parentElement && el.parentElement.scrollIntoView) {
+        el.parentElement.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      }
+      return window.dash_clientside.no_update;
+    },
+
+    /* Summary and legend follow the threshold once it settles (server round trips). */
+    settle: function (value, category, mode) {
+      if (settleTimer) { window.clearTimeout(settleTimer); }
+      settleTimer = window.setTimeout(function () {
+        settleTimer = null;
+        window.dash_clientside.set_props("atlas-settled", {
+          data: { category: category, mode: mode, threshold: value }
+        });
+      }, 250);
+      return window.dash_clientside.no_update;
+    },
+
+    /* Choropleth of travel time: lazy URL (fetched the first time it is shown), property, opacity. */
+    areasLayer: function (layers, unit, category, mode, opacity, store, hideout, currentUrl) {
+      var show = (layers || []).indexOf("areas") >= 0;
+      var url = currentUrl;
+      var wanted = store.urls[unit] || store.urls.areas;
+      if (show && url !== wanted) { url = wanted; }
+      return [url === currentUrl ? window.dash_clientside.no_update : url,
+              changed(hideout, { show: show, prop: "t_" + category + "_" + mode, opacity: (opacity || 60) / 100 })];
+    },
+
+    overdoseLayer: function (layers, opacity, store, hideout, currentUrl) {
+      var show = (layers || []).indexOf("overdose") >= 0;
+      return [(show || currentUrl) ? (store.urls.overdose || null) : null,
+              changed(hideout, { show: show, opacity: (opacity || 60) / 100 })];
+    },
+
+
+    /* Streets: major always (unless switched off), minor from zoom 13, labels with them. */
+    streets: function (layers, zoom, store, hMajor, hMinor, hLabels, currentMinor) {
+      var show = (layers || []).indexOf("streets") >= 0;
+      var minorShow = show && zoom != null && zoom >= 13;
+      var minorUrl = (minorShow || currentMinor) ? store.urls.streets_minor : null;
+      return [
+        changed(hMajor, { show: show }),
+        minorUrl === currentMinor ? window.dash_clientside.no_update : minorUrl,
+        changed(hMinor, { show: minorShow }),
+        changed(hLabels, { show: show, zoom: zoom })
+      ];
+    },
+
+    /* Write the state into the address bar (replaceState: no history spam) and the share link. */
+    writeUrl: function (category, mode, threshold, layers, sites, filters, unit, opacity, center, zoom, query, defaults) {
+      var state = {
+        region: defaults.region, category: category, mode: mode, threshold: threshold,
+        layers: layers, sites: sites, filters: filters, unit: unit, opacity: opacity,
+        center: center, zoom: zoom, query: query
+      };
+      // Written once the map settles: the address bar need not follow every key press.
+      if (urlTimer) { window.clearTimeout(urlTimer); }
+      urlTimer = window.setTimeout(function () {
+        urlTimer = null;
+        var href = (window.location.pathname || "/") + window.atlas.encodeState(state, defaults);
+        try { window.history.replaceState(null, "", href); } catch (e) { /* sandboxed */ }
+        window.dash_clientside.set_props("share-link", { href: href });
+      }, 200);
+      return window.dash_clientside.no_update;
+    }
+  };
+
+  window.dash_clientside = Object.assign({}, window.dash_clientside, { atlas: cs });
+
+  /* Screen-reader names for the widgets inside labelled Dash components: a <label for=X>
+   * names the component's wrapper, not the slider thumb or the dropdown button inside it. */
+  function labelWidgets() {
+    var map = document.getElementById("map");
+    if (map && !map.getAttribute("aria-label")) {
+      map.setAttribute("aria-label", "Map");
+      map.setAttribute("aria-describedby", "map-help");
+    }
+    var labels = document.querySelectorAll("label[for]");
+    for (var i = 0; i < labels.length; i++) {
+      var target = document.getElementById(labels[i].getAttribute("for"));
+      if (!target || target.tagName === "INPUT") { continue; }
+      var name = labels[i].textContent.trim();
+      var widgets = target.querySelectorAll('[role="slider"], input, button, [role="combobox"]');
+      for (var j = 0; j < widgets.length; j++) {
+        var w = widgets[j];
+        if (!w.getAttribute("aria-label") && !w.getAttribute("aria-labelledby")) {
+          w.setAttribute("aria-label", w.tagName === "INPUT" && w.type === "number" ? name + " (number)" : name);
+        }
+      }
+    }
+  }
+  var pending = null;
+  function schedule() {
+    if (pending) { return; }
+    pending = window.setTimeout(function () { pending = null; labelWidgets(); }, 150);
+  }
+  if (window.MutationObserver) {
+    document.addEventListener("DOMContentLoaded", function () {
+      new MutationObserver(schedule).observe(document.body, { childList: true, subtree: true });
+      schedule();
+    });
+  }
+}());

@@ -1,0 +1,268 @@
+"""The methods page: how the numbers are made, from the bundle's manifest.
+
+Sources with dates and licences (OpenStreetMap's ODbL attribution), definitions, thresholds,
+speeds, privacy rules and caveats. Everything shown is read from the manifest, so the page
+always describes the bundle on screen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+from etl.categories import CATEGORY_LABELS, MODE_LABELS
+from layouts.overview import fictional_banner, sources_list, summary_table
+
+ODBL_URL = "https://opendatacommons.org/licenses/odbl/1-0/"
+OSM_COPYRIGHT_URL = "https://www.openstreetmap.org/copyright"
+
+#: Definitions shown on the methods page (term, text); ``{walk}`` and ``{bands}`` are filled in.
+DEFINITIONS: tuple[tuple[str, str], ...] = (
+    (
+        "Travel time",
+        "Minutes from where a person is to the nearest site of a kind of care, along the street "
+        "network, in the direction a person travels (one-way streets count). The distance from "
+        "a home or a site to its nearest street is walked at {walk} km/h and added.",
+    ),
+    (
+        "Desert",
+        "People whose travel time to the nearest site is beyond the threshold. The map's desert "
+        "covers the streets (as small hexagons) from which no site is reached within the "
+        "threshold; the threshold used is printed beside every number.",
+    ),
+    (
+        "Travel-time bands",
+        "The land along streets within {bands} minutes of the nearest site. Bands follow the "
+        "streets, so they never claim land no street reaches.",
+    ),
+    (
+        "People",
+        "Each census area's population is spread along its residential streets (dasymetric "
+        "points), so area values are weighted by where people live. People beyond the street "
+        "network's coverage are counted neither as reached nor as in a desert.",
+    ),
+    ("Travel time by area", "The population-weighted mean travel time of the area's people."),
+)
+
+#: The privacy rules applied by the ETL (DESIGN.md, "Privacy").
+PRIVACY_RULES: tuple[str, ...] = (
+    "Overdose death counts from 1 to 9 are never shown, exported or derivable (CDC WONDER's "
+    "rule); where a shown total would reveal a hidden count, further counts are hidden too "
+    "(complementary suppression). Rates built on a hidden count are hidden with it.",
+    "Rates built on fewer than 20 deaths are marked unstable (NCHS standard) and drawn with a "
+    "dashed outline.",
+    "A syringe services site that asked not to be shown exactly appears only as the area (an H3 "
+    "cell of about 0.7 km²) that holds it.",
+    "These rules are applied when the bundle is built, so no layer holds a value that may not "
+    "be shown.",
+)
+
+
+def _osm_inputs(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        i
+        for i in manifest.get("inputs", [])
+        if "osm" in i.get("role", "") or "openstreetmap" in (i.get("source") or "").lower()
+    ]
+
+
+def osm_note(manifest: dict[str, Any], dates: str) -> html.P:
+    """OpenStreetMap's attribution (ODbL) when the network is OSM data, else its own source."""
+    osm = _osm_inputs(manifest)
+    is_osm = any(
+        "odbl" in (i.get("licence") or "").lower()
+        or "openstreetmap" in ((i.get("source") or "") + (i.get("licence") or "")).lower()
+        for i in osm
+    )
+    if is_osm:
+        return html.P(
+            [
+                "Street network © ",
+                html.A("OpenStreetMap contributors", href=OSM_COPYRIGHT_URL),
+                ", available under the ",
+                html.A("Open Database License (ODbL) 1.0", href=ODBL_URL),
+                f". Extract date: {dates}.",
+            ],
+            id="methods-osm",
+        )
+    sources = (
+        "; ".join(
+            f"{i.get('source') or i.get('path')} ({i.get('licence') or 'no licence given'})"
+            for i in osm
+        )
+        or "not recorded"
+    )
+    return html.P(f"Street network: {sources}.", id="methods-osm")
+
+
+def thresholds_table(settings: dict[str, Any]) -> html.Table:
+    """Desert thresholds per category and mode."""
+    modes = settings.get("modes", ["drive", "walk"])
+    th = settings.get("thresholds_min", {})
+    head = html.Thead(
+        html.Tr(
+            [
+                html.Th("Care", scope="col"),
+                *[html.Th(MODE_LABELS.get(m, m), scope="col") for m in modes],
+            ]
+        )
+    )
+    rows = [
+        html.Tr(
+            [
+                html.Th(CATEGORY_LABELS.get(c, c), scope="row"),
+                *[html.Td(f"{per[m]:g} min" if m in per else "—") for m in modes],
+            ]
+        )
+        for c, per in th.items()
+    ]
+    return html.Table(
+        [head, html.Tbody(rows)],
+        className="atlas-table atlas-table--compact",
+        id="methods-thresholds",
+    )
+
+
+def speeds_table(settings: dict[str, Any]) -> html.Table:
+    """The drive speed table per highway class."""
+    speeds = settings.get("drive_speeds_kph", {})
+    rows = [
+        html.Tr([html.Th(k.replace("_", " "), scope="row"), html.Td(f"{v:g} km/h")])
+        for k, v in speeds.items()
+    ]
+    head = html.Thead(
+        html.Tr([html.Th("Street class (OSM highway)", scope="col"), html.Th("Speed", scope="col")])
+    )
+    return html.Table(
+        [head, html.Tbody(rows)], className="atlas-table atlas-table--compact", id="methods-speeds"
+    )
+
+
+def methods_page(manifest: dict[str, Any], *, header: Any = None) -> html.Div:
+    """The methods page for one bundle."""
+    s = manifest.get("settings", {})
+    manifest.get("stages", {})
+    osm = _osm_inputs(manifest)
+    osm_dates = ", ".join(sorted({str(i.get("date")) for i in osm if i.get("date")})) or "unknown"
+    cf = s.get("congestion_factor", 1)
+    walk = s.get("walk_speed_kph", 4.8)
+    bands = ", ".join(f"{b:g}" for b in s.get("bands_min", [10, 20, 30]))
+    software = manifest.get("software", {})
+    parts: list = [
+        header,
+        fictional_banner(manifest),
+        html.Div(
+            [
+                html.H1(
+                    f"Methods and sources · {manifest.get('title', manifest.get('region', ''))}"
+                ),
+                html.P(
+                    [
+                        "Built ",
+                        html.Time(
+                            manifest.get("built_at", "?"), dateTime=manifest.get("built_at", "")
+                        ),
+                        f" (build {manifest.get('build_id', '?')}) with Access Atlas "
+                        f"{software.get('access-atlas', '?')}.",
+                    ],
+                    className="atlas-small",
+                ),
+                html.H2("What the map shows"),
+                html.Dl(
+                    [
+                        item
+                        for term, text in DEFINITIONS
+                        for item in (
+                            html.Dt(term),
+                            html.Dd(text.format(walk=f"{walk:g}", bands=bands)),
+                        )
+                    ],
+                    className="atlas-dl atlas-dl--wide",
+                ),
+                html.H2("Thresholds"),
+                html.P(
+                    "Default desert thresholds (the map's slider can change them for exploration):"
+                ),
+                thresholds_table(s),
+                html.H2("Travel speeds"),
+                html.P(
+                    f"Driving: the speed table below, or a street's posted maxspeed where it is "
+                    f"tagged{'' if s.get('use_maxspeed', True) else ' (not used in this build)'}; "
+                    f"times multiplied by a congestion factor of {cf:g}×"
+                    f"{' (free-flow: real trips at busy hours take longer)' if cf == 1 else ''}. "
+                    f"Walking: {walk:g} km/h on every walkable way. Homes and sites farther than "
+                    f"{s.get('max_snap_m', 1500):g} m from a street are not counted. "
+                    f"Direction: {s.get('direction', 'from people to care')}."
+                ),
+                speeds_table(s),
+                html.H2("Results at the default thresholds"),
+                summary_table(manifest),
+                html.H2("Sources"),
+                sources_list(manifest),
+                osm_note(manifest, osm_dates),
+                html.H2("Privacy rules"),
+                html.Ul([html.Li(rule) for rule in PRIVACY_RULES]),
+                html.H2("Caveats"),
+                html.Ul(_caveats(manifest)),
+                html.H2("Software"),
+                html.P(", ".join(f"{k} {v}" for k, v in software.items()), className="atlas-small"),
+            ],
+            className="atlas-page atlas-methods",
+        ),
+    ]
+    return html.Div([p for p in parts if p is not None], className="atlas-app atlas-app--page")
+
+
+def _caveats(manifest: dict[str, Any]) -> list:
+    s = manifest.get("settings", {})
+    stages = manifest.get("stages", {})
+    out = [
+        html.Li(
+            "Travel times come from speed tables, not observed traffic: they are optimistic, "
+            f"especially at rush hour (congestion factor used: {s.get('congestion_factor', 1):g}×)."
+        ),
+        html.Li(
+            "Walking times assume every mapped street and path is walkable; missing sidewalks "
+            "and unsafe crossings are not known."
+        ),
+        html.Li(
+            "Provider directories age quickly; a listed site may have closed or stopped taking "
+            "patients. Each site shows its source, date and how precisely it was located."
+        ),
+        html.Li("No transit timetable is used: public transport travel times are not computed."),
+    ]
+    uncovered = stages.get("areas", {}).get("population_uncovered")
+    if uncovered:
+        out.append(
+            html.Li(
+                f"{round(uncovered):,} people live beyond the street network's coverage "
+                "(for example outside a clipped map extract) and are left out of every "
+                "count."
+            )
+        )
+    off = stages.get("providers", {}).get("off_network")
+    if off:
+        out.append(
+            html.Li(
+                f"{off:,} sites lie far from every street of the network and are not "
+                "counted in travel times."
+            )
+        )
+    if "barriers" in manifest.get("layers", {}):
+        out.append(
+            html.Li(
+                "Zoning barriers are shown as rules a coalition may contest: siting rules "
+                "that single out treatment programs have been held to violate the "
+                "Americans with Disabilities Act (New Directions Treatment Services v. "
+                "City of Reading, 3d Cir. 2007). Not legal advice."
+            )
+        )
+    if manifest.get("fictional"):
+        out.append(
+            html.Li(
+                "This region is fictional: its streets, sites, people and overdose "
+                "figures were generated to demonstrate the tool."
+            )
+        )
+    return out
