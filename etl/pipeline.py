@@ -182,6 +182,11 @@ def stage_network(ctx: BuildContext) -> dict[str, Any]:
         "segments": len(raw.u),
         "source": raw.source,
     }
+    names = street_names(raw)
+    ctx.writer.write_layer(
+        "street_names", names, description="named streets, for labels and look-ups"
+    )
+    counts["named_streets"] = len(names)
     for mode in nc.modes:
         net = build_mode_network(
             raw,
@@ -201,6 +206,51 @@ def stage_network(ctx: BuildContext) -> dict[str, Any]:
             "file": str(path.relative_to(ctx.writer.tmp)),
         }
     return counts
+
+
+def street_names(raw: Any) -> gpd.GeoDataFrame:
+    """One (multi)line per named street way, from the raw network (file or Overpass)."""
+    names = raw.ways["name"].fillna("").astype(str).str.strip().to_numpy()
+    named = names[raw.way] != ""
+    if not named.any():
+        return gpd.GeoDataFrame({"name": [], "highway": []}, geometry=[], crs="EPSG:4326")
+    u, v, way = raw.u[named], raw.v[named], raw.way[named]
+    coords = np.stack(
+        [np.column_stack([raw.lon[u], raw.lat[u]]), np.column_stack([raw.lon[v], raw.lat[v]])],
+        axis=1,
+    )
+    segments = shapely.linestrings(coords)
+    ways, index = np.unique(way, return_inverse=True)
+    lines = shapely.line_merge(shapely.multilinestrings(segments, indices=index))
+    return gpd.GeoDataFrame(
+        {"name": names[ways], "highway": raw.ways["highway"].to_numpy()[ways]},
+        geometry=lines,
+        crs="EPSG:4326",
+    )
+
+
+def _address_points(cfg: RegionConfig) -> gpd.GeoDataFrame | None:
+    """The address points of the config's geocoding references, for the app's look-ups."""
+    if cfg.geocoding is None:
+        return None
+    from etl.geocode import read_reference
+
+    frames = []
+    for ref in cfg.geocoding.reference:
+        if ref.use != "address_points":
+            continue
+        points, _ = read_reference(ref, resolve=cfg.resolve)
+        frames.append(points)
+    if not frames:
+        return None
+    table = pd.concat(frames, ignore_index=True)
+    table = table[np.isfinite(table["lon"]) & np.isfinite(table["lat"])].reset_index(drop=True)
+    for col in table.columns:
+        if col not in {"lon", "lat"}:
+            table[col] = table[col].astype("string")
+    return gpd.GeoDataFrame(
+        table, geometry=gpd.points_from_xy(table["lon"], table["lat"]), crs="EPSG:4326"
+    )
 
 
 def _region_outline(areas: gpd.GeoDataFrame) -> shapely.Geometry:
@@ -259,6 +309,9 @@ def stage_providers(ctx: BuildContext) -> dict[str, Any]:
         result, ctx.writer.path("reports/.keep").parent, region=cfg.title
     )
     report_files = {k: str(Path(v).relative_to(ctx.writer.tmp)) for k, v in written.items()}
+    addresses = _address_points(cfg)
+    if addresses is not None:
+        ctx.writer.write_layer("addresses", addresses, description="address points for look-ups")
     by_cat = providers["category"].value_counts().to_dict()
     return {
         "providers": len(providers),
