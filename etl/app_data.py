@@ -972,6 +972,9 @@ def _optional(name: str, tolerance_deg: float = 0.00005) -> Callable[[RegionData
         if not hasattr(frame, "geometry"):
             msg = f"{rd.bundle.path}: layer {name!r} has no geometry"
             raise BundleError(msg)
+        # Rows without geometry (e.g. counties of a national table outside the region)
+        # cannot be drawn.
+        frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
         return table_geojson(frame, tolerance_deg=tolerance_deg)
 
     return build

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import geopandas as gpd
 import pandas as pd
 
 from etl.privacy import mark_unstable, suppress_counts
@@ -36,8 +37,20 @@ def stage_counties(ctx: Any) -> dict[str, Any]:
     table = suppress_counts(table, count_cols=["deaths"], group_col="_group")
     table = mark_unstable(table, "deaths")
     table = table.drop(columns="_group")
-    ctx.writer.write_layer("counties", table, description="overdose deaths by county (suppressed)")
-    region_fips = sorted(set(table["fips"]) & set(_region_fips(ctx)))
+    # Counties of the region get their outline (the union of their census areas), so the
+    # map can draw rates; other counties of a national table keep no geometry.
+    areas = ctx.layer("areas")
+    outlines = (
+        gpd.GeoDataFrame(
+            {"fips": areas["area_id"].astype(str).str[:5]}, geometry=areas.geometry, crs=areas.crs
+        )
+        .dissolve(by="fips")
+        .geometry
+    )
+    geometry = gpd.GeoSeries(table["fips"].map(outlines), crs=areas.crs)
+    layer = gpd.GeoDataFrame(table, geometry=geometry.to_numpy(), crs=areas.crs)
+    ctx.writer.write_layer("counties", layer, description="overdose deaths by county (suppressed)")
+    region_fips = sorted(set(table["fips"]) & set(outlines.index))
     logger.info(
         "stage_counties: %s rows from %d sources; %s suppressed, %s unstable",
         f"{len(table):,}",
@@ -52,8 +65,3 @@ def stage_counties(ctx: Any) -> dict[str, Any]:
         "unstable": int(table["unstable"].sum()),
         "region_counties": region_fips,
     }
-
-
-def _region_fips(ctx: Any) -> list[str]:
-    areas = ctx.layer("areas")
-    return sorted({str(a)[:5] for a in areas["area_id"]})

@@ -16,6 +16,7 @@ reading earlier stages' outputs from the current bundle instead of the raw input
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import platform
 import time
@@ -617,17 +618,31 @@ STAGE_FUNCS: dict[str, Callable[[BuildContext], dict[str, Any]]] = {
 
 
 def ensure_generated_inputs(cfg: RegionConfig, *, force: bool = False) -> Path:
-    """Generate the built-in region's raw inputs where they are missing (or when forced)."""
+    """Generate the built-in region's raw inputs where missing, stale or when forced.
+
+    The inputs are stale when they were written by another version of the generator or
+    with another seed (recorded in ``.generated.json`` beside them).
+    """
+    from etl import demo
     from etl.demo import generate_demo
 
     assert cfg.generate is not None
     out = cfg.resolve(cfg.generate.out)
+    stamp = {"seed": cfg.generate.seed, "generator_sha256": sha256(Path(demo.__file__))}
+    stamp_path = out / ".generated.json"
+    try:
+        current = json.loads(stamp_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        current = None
     missing = [r for r in _config_paths(cfg) if not r.exists()]
-    if force or missing:
+    if force or missing or current != stamp:
         logger.info(
-            "generating the fictional region's raw inputs into %s (seed %d)", out, cfg.generate.seed
+            "generating the fictional region's raw inputs into %s (seed %d)",
+            out,
+            cfg.generate.seed,
         )
         generate_demo(out, seed=cfg.generate.seed)
+        stamp_path.write_text(json.dumps(stamp) + "\n", encoding="utf-8")
     return out
 
 
