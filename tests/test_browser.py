@@ -124,7 +124,9 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, server: str) -> Iterator[Any]:
     """A fresh page that blocks every request leaving 127.0.0.1 and records errors."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    # Playwright evaluates wait_for_function() strings in the page, which the app's CSP
+    # (no 'unsafe-eval') forbids; the CSP itself is tested in tests/test_serving.py.
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True)
     pg = context.new_page()
     pg.errors = []
     pg.outside = []
@@ -294,7 +296,7 @@ def test_shared_url_restores_the_view(page: Any, server: str, browser: Any) -> N
     threshold = page.evaluate("atlas.drawn.surface.threshold")
     assert "mode=walk" in shared and "layers=" in shared
 
-    other = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    other = browser.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True).new_page()
     other.goto(shared)
     other.wait_for_function(READY, timeout=20_000)
     assert other.evaluate("atlas.drawn.surface.threshold") == threshold

@@ -272,7 +272,7 @@ def _region_cfg(tmp_path: Path) -> RegionConfig:
             "title": "T",
             "crs": "EPSG:32617",
             "network": {"osm": {"path": "x.osm"}},
-            "providers": [],
+            "providers": [{"name": "p", "path": "p.csv", "category": "methadone"}],
             "areas": {"path": "a.shp", "id_column": "G", "population_column": "p"},
             "base_dir": tmp_path,
         }

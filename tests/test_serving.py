@@ -72,7 +72,7 @@ def test_health_ok_names_each_region_and_its_build(region: tuple[Path, Path]) ->
     assert status == 200
     assert body["status"] == "ok"
     assert body["regions"]["gridton"]["build_id"] == build
-    assert body["regions"]["gridton"]["layers"] == 7
+    assert body["regions"]["gridton"]["layers"] == 8
     # configs/ and raw/ folders beside the bundles are not bundles
     (geo / "configs").mkdir(exist_ok=True)
     assert serving.bundle_links(geo) == [geo / "gridton"]
