@@ -20,6 +20,9 @@ import flask
 from dash import Dash, dcc, html
 
 import callbacks.map as map_callbacks
+import callbacks.scenario  # noqa: F401  (scenario: the What-if panel's callbacks)
+import callbacks.townhall as townhall_callbacks  # town hall: /present and saved views
+from callbacks.downloads import register_download_routes  # town hall: tiles and exports
 from callbacks.routes import WARM_STATE, install_compression, register_routes
 from etl import serving
 from layouts.map_page import URL
@@ -41,6 +44,10 @@ app = Dash(
 )
 server = app.server
 register_routes(server, map_callbacks.geodata_dir)
+# --- town hall: offline tiles, export downloads, /present (callbacks/townhall.py) ---
+map_callbacks.render = townhall_callbacks.with_present(map_callbacks.render)
+register_download_routes(server, map_callbacks.geodata_dir)
+# --- end town hall ---
 install_compression(server)
 serving.install(
     server,

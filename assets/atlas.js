@@ -546,3 +546,391 @@
     });
   }
 }());
+
+/* --- scenario --- */
+/* The What-if panel (layouts/scenario.py, callbacks/scenario.py): styles of the cells that left
+ * or entered the desert, markers of the added, closed and suggested sites, the add-mode switch
+ * (Esc stops it), and "What if this site closed?" in a site's details, which hands the site to
+ * the panel through the `scenario-action` store. window.atlas.drawn.scenario records the
+ * last draw of the change cells (tests). */
+(function () {
+  "use strict";
+
+  var HIDE = { stroke: false, fill: false, fillOpacity: 0, opacity: 0, interactive: false };
+  var drawing = false;
+  var closeCount = 0;
+
+  function esc(text) {
+    return String(text == null ? "" : text).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
+  function nothing(latlng) {
+    return L.marker(latlng, { icon: L.divIcon({ html: "", className: "atlas-empty", iconSize: [0, 0] }),
+      interactive: false, keyboard: false });
+  }
+
+  function markScenario(kind) {
+    var d = window.atlas.drawn;
+    if (!drawing) {
+      drawing = true;
+      Promise.resolve().then(function () { drawing = false; });
+      d.scenario = { t: (window.performance ? performance.now() : Date.now()), gain: 0, loss: 0,
+        n: d.scenario ? d.scenario.n + 1 : 1 };
+    }
+    if (kind) { d.scenario[kind] = (d.scenario[kind] || 0) + 1; }
+  }
+
+  Object.assign(window.atlas, {
+    scenarioChangeStyle: function (feature, context) {
+      var h = (context && context.hideout) || {};
+      var p = feature.properties || {};
+      if (h.show === false) { markScenario(null); return Object.assign({}, HIDE, { pane: h.pane }); }
+      markScenario(p.kind);
+      var c = h[p.kind] || ["#ffffff", "#000000"];
+      var gain = p.kind === "gain";
+      return { pane: h.pane, color: c[1], weight: gain ? 2 : 1.2, opacity: 0.95, fillColor: c[0],
+        fillOpacity: gain ? 0.8 : 0.75, interactive: false };
+    },
+
+    scenarioSitePoint: function (feature, latlng, context) {
+      var h = (context && context.hideout) || {};
+      var p = feature.properties || {};
+      if (h.show === false) { return nothing(latlng); }
+      var st = (h.styles || {})[p.category] || { colour: "#333", shape: "circle", label: p.category };
+      var added = p.status === "added";
+      var label = (added ? "Hypothetical new site: " : "Closed in this scenario: ") + (p.name || "") +
+        " — " + st.label + (p.relevant === false ? " (other care: not counted in the numbers shown)" : "");
+      if (p.moved_m) { label += " — moved " + p.moved_m + " m onto the nearest street"; }
+      if (p.approx) { label += " (shown only as an area: its place is approximate)"; }
+      var cls = "atlas-scn-pin atlas-scn-pin--" + (added ? "added" : "closed") +
+        (p.relevant === false ? " atlas-scn-pin--other" : "");
+      var icon = L.divIcon({
+        html: '<span class="' + cls + '">' + window.atlas.symbolSvg(st.shape, st.colour, 20) +
+          '<b aria-hidden="true">' + (added ? "+" : "×") + "</b></span>",
+        className: "atlas-scn-marker", iconSize: [30, 30], iconAnchor: [15, 15]
+      });
+      return L.marker(latlng, { icon: icon, title: label, alt: label, keyboard: true, zIndexOffset: 1000 })
+        .bindTooltip(esc(label));
+    },
+
+    scenarioSuggestPoint: function (feature, latlng, context) {
+      var h = (context && context.hideout) || {};
+      var p = feature.properties || {};
+      if (h.show === false) { return nothing(latlng); }
+      var label = "Suggested site " + p.rank + ": brings " + Number(p.people_added).toLocaleString("en-US") +
+        " more people within reach";
+      var icon = L.divIcon({ html: '<span class="atlas-scn-suggest">' + esc(p.rank) + "</span>",
+        className: "atlas-scn-marker", iconSize: [30, 30], iconAnchor: [15, 15] });
+      return L.marker(latlng, { icon: icon, title: label, alt: label, keyboard: true, zIndexOffset: 900 })
+        .bindTooltip(esc(label));
+    }
+  });
+
+  var ADD_ON = "Adding: click the map where a new site would open (Esc stops). With the keyboard: " +
+    "move the map with the arrow keys, then press “Add at the map centre”.";
+  var ADD_OFF = "Switch on, then click the map where a new site would open. With the keyboard: " +
+    "move the map with the arrow keys and press “Add at the map centre”.";
+
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.atlas = Object.assign(window.dash_clientside.atlas || {}, {
+    /* The add-mode switch: a pressed button, a crosshair and a banner over the map. */
+    scenarioAddMode: function (n, on) {
+      var next = !on;
+      document.body.classList.toggle("atlas-adding", next);
+      var b = document.getElementById("scenario-add-toggle");
+      if (b) { b.setAttribute("aria-pressed", next ? "true" : "false"); }
+      return [next, next ? "Stop adding sites" : "Add sites by clicking the map", next ? ADD_ON : ADD_OFF];
+    },
+
+    /* Bring the new numbers into view when the panel is open (the side panel scrolls). */
+    scenarioReveal: function (children) {
+      var section = document.getElementById("scenario-section");
+      var lead = document.getElementById("scenario-lead");
+      if (section && section.open && lead && lead.scrollIntoView) {
+        window.setTimeout(function () { lead.scrollIntoView({ block: "nearest", behavior: "smooth" }); }, 50);
+      }
+      return window.dash_clientside.no_update;
+    },
+
+    /* Show or hide the scenario's layers on the map (the numbers stay). */
+    scenarioShow: function (value, h1, h2, h3) {
+      var show = (value || []).indexOf("show") >= 0;
+      return [Object.assign({}, h1, { show: show }), Object.assign({}, h2, { show: show }),
+              Object.assign({}, h3, { show: show })];
+    }
+  });
+
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && document.body.classList.contains("atlas-adding")) {
+      var b = document.getElementById("scenario-add-toggle");
+      if (b) { b.click(); } else { document.body.classList.remove("atlas-adding"); }
+    }
+  });
+
+  /* In add mode a click on the map adds a site there (and does nothing else: no details of
+   * the place); a drag still pans. The zoom buttons and other controls keep working. */
+  var down = null;
+  var addCount = 0;
+  document.addEventListener("pointerdown", function (e) { down = [e.clientX, e.clientY]; }, true);
+  document.addEventListener("click", function (e) {
+    if (!document.body.classList.contains("atlas-adding")) { return; }
+    var el = document.getElementById("map");
+    var map = window.atlas.map;
+    if (!map || !el || !el.contains(e.target) || !window.dash_clientside.set_props) { return; }
+    if (e.target.closest && e.target.closest(".leaflet-control")) { return; }
+    e.stopPropagation();
+    e.preventDefault();
+    if (down && Math.abs(down[0] - e.clientX) + Math.abs(down[1] - e.clientY) > 6) { return; }  // a drag
+    var ll = map.mouseEventToLatLng(e);
+    addCount += 1;
+    window.dash_clientside.set_props("scenario-action", { data: {
+      kind: "add", lon: ll.lng, lat: ll.lat, n: addCount } });
+  }, true);
+
+  /* "What if this site closed?" (a button in a site's details, layouts/scenario.py). */
+  document.addEventListener("click", function (e) {
+    var b = e.target && e.target.closest ? e.target.closest(".atlas-scenario-close") : null;
+    if (!b || !window.dash_clientside.set_props) { return; }
+    closeCount += 1;
+    window.dash_clientside.set_props("scenario-action", { data: {
+      kind: "close", id: b.getAttribute("data-site-id"), n: closeCount } });
+    b.textContent = "Closed in the What-if panel";
+    b.disabled = true;
+    var panel = document.getElementById("scenario-section");
+    if (panel) { panel.open = true; }
+    if (panel && panel.scrollIntoView) { panel.scrollIntoView({ block: "start", behavior: "smooth" }); }
+  });
+}());
+
+/* --- town hall --- */
+/* Town-hall mode (layouts/townhall.py, callbacks/townhall.py): the slides of /present, stepped
+ * with the keyboard (→, ↓, PageDown, Space: next; ←, ↑, PageUp, Shift+Space: back; Home, End;
+ * F: full screen; Esc: leave) or the buttons. Every view's layer settings come in the page's
+ * `data-deck` attribute; a step sets them with dash_clientside.set_props (no server round
+ * trip), shows its slide and legend and flies the map there, keeping the view clear of the
+ * title, the slide and the legend. The presentation's components have ids of their own
+ * ("present-…"). window.atlas.present records the slide shown (tests). Also the export
+ * download: an <a download> for the URL of a file the server prepared. */
+(function () {
+  "use strict";
+
+  var P = "present-";
+  var deck = null;
+
+  function setProps(id, props) {
+    if (window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props(id, props);
+    }
+  }
+
+  function load() {
+    var el = document.getElementById("present");
+    if (!el) { deck = null; return null; }
+    if (!deck || deck.el !== el) {
+      try { deck = JSON.parse(el.getAttribute("data-deck") || "{}"); } catch (e) { deck = null; return null; }
+      if (!deck.views || !deck.views.length) { deck = null; return null; }
+      deck.el = el;
+      deck.current = deck.index || 0;
+      deck.framed = false;
+      window.atlas.present = { index: deck.current, n: deck.views.length, steps: 0, framed: 0 };
+    }
+    return deck;
+  }
+
+  function theMap() {
+    var map = window.atlas && window.atlas.map;
+    var el = document.getElementById(P + "map");
+    return (map && el && map.getContainer && map.getContainer() === el) ? map : null;
+  }
+
+  /* Street names and minor streets follow the zoom (the map page does this in mapState). */
+  function streets(view, zoom) {
+    var p = view.props || {};
+    var major = p[P + "layer-streets-major"];
+    var show = !!(major && major.hideout && major.hideout.show);
+    var labels = p[P + "layer-labels"];
+    if (labels) {
+      setProps(P + "layer-labels", { hideout: Object.assign({}, labels.hideout, { show: show, zoom: Math.floor(zoom) }) });
+    }
+    var minor = p[P + "layer-streets-minor"];
+    if (minor) {
+      var on = show && zoom >= 13;
+      var props = { hideout: Object.assign({}, minor.hideout, { show: on }) };
+      if (on && deck.minor) { props.url = deck.minor; }
+      setProps(P + "layer-streets-minor", props);
+    }
+  }
+
+  /* Padding that keeps a framed view clear of the slide band, the legend and the buttons. */
+  function padding() {
+    var el = deck && deck.el;
+    function box(sel) { var n = el && el.querySelector(sel); return n ? n.getBoundingClientRect() : null; }
+    var band = box(".atlas-present-band"), legend = box(".atlas-present-legend"), nav = box(".atlas-present-nav");
+    var W = window.innerWidth, H = window.innerHeight;
+    var pt = band ? band.bottom + 16 : 24;
+    var pb = nav ? H - nav.top + 12 : 24;
+    var pr = (legend && legend.width > 0) ? W - legend.left + 16 : 24;
+    if (pt + pb > H * 0.75) { pb = Math.max(16, H * 0.75 - pt); }
+    if (pr > W * 0.45) { pr = 24; }
+    return { paddingTopLeft: [24, pt], paddingBottomRight: [pr, pb] };
+  }
+
+  /* Move the map to a view: its bounds, or its centre shown in the middle of the clear area. */
+  function frame(view, animate) {
+    var map = theMap();
+    var vp = view.viewport || {};
+    if (!map) {
+      if (vp.bounds || vp.center) { setProps(P + "map", { viewport: vp }); }
+      return false;
+    }
+    var pad = padding();
+    var opts = { animate: animate, duration: animate ? 1.0 : 0 };
+    if (vp.center && vp.zoom != null && deck.bounds) {
+      // A view saved on the map page at a zoom that shows the whole region there shows the
+      // whole region here too (the screen is bigger than the map page's map).
+      var total = L.point(pad.paddingTopLeft[0] + pad.paddingBottomRight[0],
+                          pad.paddingTopLeft[1] + pad.paddingBottomRight[1]);
+      var inside = L.latLngBounds(deck.bounds).contains(L.latLng(vp.center));
+      if (inside && vp.zoom <= Math.floor(map.getBoundsZoom(deck.bounds, false, total))) {
+        vp = { bounds: deck.bounds };
+      }
+    }
+    if (vp.bounds) {
+      var o = Object.assign({}, pad, opts);
+      if (animate) { map.flyToBounds(vp.bounds, o); } else { map.fitBounds(vp.bounds, o); }
+    } else if (vp.center) {
+      var z = vp.zoom == null ? map.getZoom() : vp.zoom;
+      var shift = L.point((pad.paddingBottomRight[0] - pad.paddingTopLeft[0]) / 2,
+                          (pad.paddingBottomRight[1] - pad.paddingTopLeft[1]) / 2);
+      var c = map.unproject(map.project(L.latLng(vp.center), z).add(shift), z);
+      if (animate) { map.flyTo(c, z, opts); } else { map.setView(c, z, { animate: false }); }
+    }
+    window.atlas.present.framed += 1;
+    window.atlas.present.flying = !!animate;
+    return true;
+  }
+
+  function go(i) {
+    var d = load();
+    if (!d) { return; }
+    i = Math.max(0, Math.min(d.views.length - 1, i));
+    if (i === d.current) { return; }
+    var prev = d.current;
+    var v = d.views[i];
+    Object.keys(v.props || {}).forEach(function (id) {
+      if (id === P + "layer-labels" || id === P + "layer-streets-minor") { return; }
+      var p = v.props[id];
+      var props = { hideout: p.hideout };
+      if (p.url) { props.url = p.url; }
+      // The style functions read these first (a hideout dash-leaflet drops while it fetches).
+      if (id === P + "layer-surface") { window.atlas.latest.surface = p.hideout; }
+      if (id === P + "layer-sites") { window.atlas.latest.sites = p.hideout; }
+      setProps(id, props);
+    });
+    setProps("present-slide-" + prev, { hidden: true });
+    setProps("present-slide-" + i, { hidden: false });
+    setProps("present-legend-" + prev, { hidden: true });
+    setProps("present-legend-" + i, { hidden: false });
+    setProps("present-leave", { href: v.href });
+    d.current = i;
+    window.atlas.present.index = i;
+    window.atlas.present.steps += 1;
+    // Frame once the new slide is laid out (its height decides the padding).
+    window.setTimeout(function () {
+      if (deck === d && d.current === i) {
+        frame(v, true);
+        var map = theMap();
+        if (map) { streets(v, v.viewport && v.viewport.zoom != null ? v.viewport.zoom : map.getZoom()); }
+      }
+    }, 60);
+    try {
+      window.history.replaceState(null, "", window.location.pathname + "?region=" +
+        encodeURIComponent(d.region) + "&view=" + (i + 1));
+    } catch (e) { /* sandboxed */ }
+  }
+
+  /* Once the map exists: frame the first view and follow the zoom. */
+  window.setInterval(function () {
+    var d = load();
+    var map = d ? theMap() : null;
+    if (!map || d.hooked === map) { return; }
+    d.hooked = map;
+    map.on("zoomend", function () {
+      if (deck === d) { streets(d.views[d.current], map.getZoom()); }
+    });
+    map.on("moveend", function () { window.atlas.present.flying = false; });
+    frame(d.views[d.current], false);
+    streets(d.views[d.current], map.getZoom());
+  }, 250);
+
+  function fullScreen() {
+    var doc = document;
+    try {
+      if (doc.fullscreenElement) { doc.exitFullscreen(); return; }
+      var p = doc.documentElement.requestFullscreen && doc.documentElement.requestFullscreen();
+      if (p && p.catch) { p.catch(function () { /* refused: stay in the window */ }); }
+    } catch (e) { /* not supported */ }
+  }
+
+  function leave() {
+    var d = load();
+    if (d) { window.location.assign(d.views[d.current].href || d.leave || "/"); }
+  }
+
+  document.addEventListener("keydown", function (e) {
+    var d = load();
+    if (!d || e.altKey || e.ctrlKey || e.metaKey || e.defaultPrevented) { return; }
+    var t = e.target || {};
+    var tag = t.tagName || "";
+    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || t.isContentEditable) { return; }
+    var onControl = tag === "BUTTON" || tag === "A";
+    switch (e.key) {
+      case "ArrowRight": case "ArrowDown": case "PageDown": case "Right": case "Down":
+        go(d.current + 1); break;
+      case "ArrowLeft": case "ArrowUp": case "PageUp": case "Left": case "Up":
+        go(d.current - 1); break;
+      case " ": case "Spacebar":
+        if (onControl) { return; }
+        go(d.current + (e.shiftKey ? -1 : 1)); break;
+      case "Home": go(0); break;
+      case "End": go(d.views.length - 1); break;
+      case "f": case "F": fullScreen(); break;
+      case "Escape": case "Esc":
+        if (document.fullscreenElement) { return; }
+        leave(); break;
+      default: return;
+    }
+    e.preventDefault();
+  });
+
+  document.addEventListener("click", function (e) {
+    var b = e.target && e.target.closest ? e.target.closest("[data-present]") : null;
+    var d = b ? load() : null;
+    if (!d) { return; }
+    var what = b.getAttribute("data-present");
+    if (what === "next") { go(d.current + 1); }
+    else if (what === "prev") { go(d.current - 1); }
+    else if (what === "full") { fullScreen(); }
+  });
+
+  window.atlas.presentGo = go;
+
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.atlasTownhall = Object.assign({}, window.dash_clientside.atlasTownhall, {
+    /* Start the download of an export the server prepared (callbacks/downloads.py). */
+    download: function (link) {
+      if (!link || !link.href) { return window.dash_clientside.no_update; }
+      var a = document.createElement("a");
+      a.href = link.href;
+      a.download = link.name || "";
+      a.rel = "noopener";
+      a.style.display = "none";
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      return link.t;
+    }
+  });
+}());

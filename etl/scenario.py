@@ -955,15 +955,17 @@ class ScenarioResult:
             poly = shapely.intersection(poly, self.base.region_outline)
         return poly
 
-    def desert_change(self) -> dict[str, shapely.Geometry]:
+    def desert_change(self, *, clip: bool = True) -> dict[str, shapely.Geometry]:
         """Cells that left the desert (``"left"``) and that fell into it (``"entered"``).
 
         Small next to the whole desert, so quick to draw over the baseline desert layer.
+        ``clip=False`` keeps the cells beyond the region's outline (as the map's minute bands
+        draw them).
         """
         left = np.setdiff1d(self.base_desert_cells, self.desert_cells)
         entered = np.setdiff1d(self.desert_cells, self.base_desert_cells)
         out = {"left": cells_to_polygon(left), "entered": cells_to_polygon(entered)}
-        if self.base.region_outline is not None:
+        if clip and self.base.region_outline is not None:
             out = {
                 k: v if v.is_empty else shapely.intersection(v, self.base.region_outline)
                 for k, v in out.items()

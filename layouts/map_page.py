@@ -22,6 +22,7 @@ from etl.app_state import LAYERS, OPACITY_RANGE, THRESHOLD_RANGE, UNITS, MapStat
 from etl.categories import CATEGORY_COLOURS, CATEGORY_LABELS, CATEGORY_SYMBOLS, MODE_LABELS
 from layouts.overview import fictional_banner
 from layouts.panels import symbol
+from layouts.scenario import scenario_map_layers, scenario_section  # scenario: What-if panel
 from layouts.theme import (
     APPROX_RADIUS_M,
     BARRIER_COLOUR,
@@ -458,8 +459,11 @@ def map_layers(model: PageModel) -> list:
         },
     )
     tiles = dl.LayerGroup(id=TILES, children=tile_layer() if "tiles" in shown else [])
+    from layouts.townhall import offline_tiles  # town hall: the bundle's offline basemap
+
     return [
         *panes,
+        *offline_tiles(model),  # town hall: the default basemap, tiles from the bundle
         tiles,
         streets,
         areas,
@@ -469,6 +473,7 @@ def map_layers(model: PageModel) -> list:
         outline,
         dl.LayerGroup(id=ROUTES),
         dl.GeoJSON(id=SELECTION, style=ns("selectionStyle")),
+        *scenario_map_layers(),  # scenario: What-if changes (layouts/scenario.py)
         sites,
         dl.ScaleControl(position="bottomleft", imperial=True, metric=True),
     ]
@@ -643,6 +648,7 @@ def side_panel(model: PageModel) -> html.Div:
     """Summary, details and look-up results."""
     return html.Div(
         [
+            scenario_section(model.state),  # scenario: the What-if panel (layouts/scenario.py)
             html.Section(
                 [
                     html.H2("Who can reach care"),
@@ -674,10 +680,18 @@ def side_panel(model: PageModel) -> html.Div:
                 ],
                 className="atlas-section",
             ),
+            *_townhall_sections(model),  # town hall: download and print, saved views
         ],
         className="atlas-side",
         id="side",
     )
+
+
+def _townhall_sections(model: PageModel) -> list:
+    """Town hall: the export buttons and the saved-views form (layouts/townhall.py)."""
+    from layouts.townhall import export_section, views_section
+
+    return [export_section(model.state.region), views_section(model.state.region)]
 
 
 def header(model: PageModel, *, page: str = "map", share_href: str = "") -> html.Header:
@@ -697,6 +711,13 @@ def header(model: PageModel, *, page: str = "map", share_href: str = "") -> html
             href=f"/methods{region_q}",
             className="atlas-nav-link",
             **({"aria-current": "page"} if page == "methods" else {}),
+        ),
+        html.A(  # town hall: presentation mode (layouts/townhall.py)
+            "Town-hall mode",
+            href=f"/present{region_q}",
+            id="present-nav",
+            className="atlas-nav-link",
+            title="Full-screen slides of saved views; works without internet",
         ),
     ]
     if page == "map":

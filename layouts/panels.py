@@ -302,7 +302,11 @@ def provider_details(p: dict[str, Any]) -> list:
     rows.append(("Location quality", QUALITY_LABELS.get(quality, quality or "—")))
     if p.get("on_network") is False:
         rows.append(("Note", "Far from every street of the network: not counted in travel times."))
-    return [*lines, _dl(rows)]
+    # scenario: "What if this site closed?" hands the site to the What-if panel.
+    from layouts.scenario import close_site_button
+
+    close = close_site_button(p)
+    return [*lines, _dl(rows), *([close] if close is not None else [])]
 
 
 def _dl(rows: list[tuple[str, Any]]) -> html.Dl:

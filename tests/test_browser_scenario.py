@@ -1,0 +1,346 @@
+"""The What-if panel in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+A session fixture builds the fictional demo region with the CLI into a temporary folder and
+serves it with gunicorn (two workers, so consecutive changes may reach different processes:
+the scenario lives in the page). The tests add a site by clicking the map and read the people
+it brings within reach, undo it, add one from the keyboard, close a site from its details,
+ask for suggestions, accept them, save, load and download. Every request outside 127.0.0.1 is
+blocked. Screenshots go to ``artifacts/screenshots/scenario-*.png``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+READY = "() => window.atlas && atlas.drawn.surface && atlas.drawn.sites && atlas.drawn.streets"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def geodata(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo region built with the CLI (its config copied so raw inputs stay in tmp)."""
+    root = tmp_path_factory.mktemp("atlas-browser-scenario")
+    (root / "configs").mkdir()
+    shutil.copy(ROOT / "geodata" / "configs" / "demo.yaml", root / "configs" / "demo.yaml")
+    cli = Path(sys.executable).with_name("access-atlas")
+    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "etl"]
+    res = subprocess.run(
+        [*cmd, "build", str(root / "configs" / "demo.yaml"), "--geodata-dir", str(root / "geo")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    return root / "geo"
+
+
+@pytest.fixture(scope="module")
+def server(geodata: Path) -> Iterator[str]:
+    """gunicorn serving the demo bundle on 127.0.0.1 with two workers."""
+    port = _free_port()
+    env = dict(os.environ, ACCESS_ATLAS_GEODATA=str(geodata), ACCESS_ATLAS_REGION="demo")
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    log = (geodata.parent / "gunicorn.log").open("wb")
+    proc = subprocess.Popen(
+        [str(gunicorn), "app:server", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                with urllib.request.urlopen(url + "/", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"gunicorn did not start; see {log.name}")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def base(geodata: Path) -> Any:
+    """The engine's baseline of the same bundle, to check the numbers the page shows."""
+    from etl.scenario import BaselineAccess
+
+    return BaselineAccess.from_bundle(geodata / "demo", "drive")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    """A fresh page that blocks every request leaving 127.0.0.1 and records errors."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    pg.errors = []
+    pg.outside = []
+
+    def guard(route: Any) -> None:
+        if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            pg.outside.append(route.request.url)
+            route.abort()
+
+    pg.route("**/*", guard)
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    context.close()
+
+
+def _open(pg: Any, server: str, query: str = "") -> None:
+    pg.goto(server + "/" + query)
+    pg.wait_for_function(READY, timeout=20_000)
+    pg.click("#scenario-section > summary")
+    pg.wait_for_selector("#scenario-add-toggle", state="visible")
+
+
+def _shot(pg: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.evaluate("document.getElementById('scenario-section').scrollIntoView()")
+    pg.screenshot(path=str(SHOTS / name))
+
+
+def _point(pg: Any, lat: float, lon: float) -> tuple[float, float]:
+    """Page pixel of a map coordinate."""
+    x, y = pg.evaluate(
+        """([lat, lon]) => {
+            const p = atlas.map.latLngToContainerPoint([lat, lon]);
+            const r = document.getElementById('map').getBoundingClientRect();
+            return [p.x + r.left, p.y + r.top];
+        }""",
+        [lat, lon],
+    )
+    return x, y
+
+
+def _lead_has(pg: Any, text: str) -> None:
+    pg.wait_for_function(
+        "(t) => (document.querySelector('#scenario-lead') || {}).innerText?.includes(t)",
+        arg=text,
+        timeout=10_000,
+    )
+
+
+CHANGE_CELLS = """(kind) => {
+    let n = 0;
+    atlas.map.eachLayer((l) => {
+        const p = l.feature && l.options.pane === 'atlas-scenario' ? l.feature.properties : {};
+        if (p.kind === kind) { n++; }
+    });
+    return n;
+}"""
+
+
+FIT_CHANGES = """() => {
+    const b = L.latLngBounds([]);
+    atlas.map.eachLayer((l) => {
+        if (l.feature && l.options.pane === 'atlas-scenario') { b.extend(l.getBounds()); }
+    });
+    atlas.map.fitBounds(b.pad(0.15), {animate: false});
+}"""
+
+
+def _changes_drawn(pg: Any, kind: str, *, present: bool = True) -> None:
+    """Wait until the map shows (or no longer shows) change cells of a kind (gain, loss)."""
+    test = CHANGE_CELLS.replace("return n;", f"return n {'>' if present else '==='} 0;")
+    pg.wait_for_function(test, arg=kind, timeout=5000)
+
+
+def _gained(pg: Any) -> int:
+    return int(pg.inner_text("#scenario-gained").replace(",", ""))
+
+
+def test_add_by_clicking_the_map_undo_and_add_from_the_keyboard(
+    page: Any, server: str, base: Any
+) -> None:
+    from etl.scenario import Scenario, evaluate
+    from etl.suggest import suggest_sites
+
+    spot = suggest_sites(base, category="methadone", threshold_min=30, k=1)[0]
+    _open(page, server)
+    toggle = page.locator("#scenario-add-toggle")
+    toggle.click()
+    assert toggle.get_attribute("aria-pressed") == "true"
+    assert page.evaluate("document.body.classList.contains('atlas-adding')")
+    page.mouse.click(*_point(page, spot.lat, spot.lon))
+    page.wait_for_selector("#scenario-gained", timeout=10_000)
+    # the number shown is the engine's for the point clicked
+    message = page.inner_text("#scenario-message")
+    lat, lon = map(float, re.search(r"at (-?\d+\.\d+), (-?\d+\.\d+)", message).groups())
+    expected = evaluate(
+        base, Scenario().add_site("methadone", lon, lat), category="methadone", threshold_min=30
+    )
+    assert _gained(page) == round(expected.people_gained) > 500
+    assert "nobody loses it" in page.inner_text("#scenario-lead")
+    assert "Baseline" in page.inner_text("#scenario-compare")
+    _changes_drawn(page, "gain")
+    assert page.locator(".atlas-scn-pin--added").count() == 1
+    # a map click in add mode does not open the place's details
+    assert "Select a care site" in page.inner_text("#details")
+    page.keyboard.press("Escape")
+    assert toggle.get_attribute("aria-pressed") == "false"
+    page.mouse.move(5, 5)
+    _shot(page, "scenario-01-site-added.png")
+
+    page.click("#scenario-undo")
+    _lead_has(page, "No changes yet")
+    _changes_drawn(page, "gain", present=False)
+    assert page.locator(".atlas-scn-pin--added").count() == 0
+    assert page.is_disabled("#scenario-undo")
+
+    # keyboard only: focus the button and press Enter (adds at the map's centre)
+    page.focus("#scenario-add-centre")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#scenario-gained", timeout=10_000)
+    assert "Added New site 1" in page.inner_text("#scenario-message")
+    assert not page.errors and not page.outside
+
+
+def test_close_a_site_from_its_details(page: Any, server: str, base: Any) -> None:
+    from etl.scenario import Scenario, evaluate
+
+    rows = base.providers[base.offers("methadone")].set_index("id")
+    lost = {
+        pid: evaluate(
+            base, Scenario().close_site(pid), category="methadone", threshold_min=30
+        ).people_lost
+        for pid in rows.index
+    }
+    # (a site drawn for a cluster whose other sites are filtered out opens no details: go
+    # close enough for every site to stand alone)
+    pid = max(lost, key=lost.get)
+    site = rows.loc[pid]
+    _open(page, server, f"?sites=methadone&lat={site['lat']:.5f}&lon={site['lon']:.5f}&z=15")
+    page.locator(f'[data-site-id="{pid}"]').click()
+    page.wait_for_selector(".atlas-scenario-close", timeout=5000)
+    page.click(".atlas-scenario-close")
+    page.wait_for_selector("#scenario-lost", timeout=10_000)
+    assert int(page.inner_text("#scenario-lost").replace(",", "")) == round(lost[pid]) > 0
+    assert f"Close {site['name']}" in page.inner_text("#scenario-changes")
+    compare = page.inner_text("#scenario-compare")
+    assert re.search(r"Sites of this care\s+3\s+2\s+−1", compare), compare
+    _changes_drawn(page, "loss")
+    assert page.locator(".atlas-scn-pin--closed").count() == 1
+    page.evaluate(FIT_CHANGES)
+    page.mouse.move(5, 5)
+    _shot(page, "scenario-02-site-closed.png")
+    assert not page.errors and not page.outside
+
+
+UNNAMED_JS = """() => {
+    const out = [];
+    const els = document.querySelectorAll(
+        '#scenario-section input, #scenario-section button, #scenario-section [role=combobox]');
+    for (const el of els) {
+        if (el.getAttribute('aria-hidden') === 'true') continue;
+        const named = el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+            || (el.id && document.querySelector(`label[for="${el.id}"]`))
+            || el.closest('label') || (el.tagName === 'BUTTON' && el.innerText.trim());
+        if (!named) out.push(el.outerHTML.slice(0, 120));
+    }
+    return out;
+}"""
+
+
+def test_suggest_accept_save_load_and_download(
+    page: Any, server: str, base: Any, geodata: Path
+) -> None:
+    _open(page, server)
+    page.wait_for_timeout(300)  # the page names the widgets inside labelled components
+    assert page.evaluate(UNNAMED_JS) == []
+    page.fill("#scenario-k", "5")
+    page.click("#scenario-suggest")
+    page.wait_for_selector("#scenario-suggest-list", timeout=15_000)
+    message = page.inner_text("#scenario-suggest-message")
+    assert message.startswith("1 of the 5 sites asked for are suggested")  # k > useful sites
+    assert "+544 people within 30 min by car" in page.inner_text("#scenario-suggest-list")
+    assert page.locator(".atlas-scn-suggest").count() == 1
+    page.locator("#scenario-suggest-result").scroll_into_view_if_needed()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "scenario-03-suggestions.png"))
+
+    page.click("#scenario-accept")
+    _lead_has(page, "544 people gain access")
+    assert _gained(page) == 544
+    assert page.locator(".atlas-scn-suggest").count() == 0
+    assert page.locator(".atlas-scn-pin--added").count() == 1
+    assert page.is_disabled("#scenario-accept")
+    _shot(page, "scenario-04-suggestions-accepted.png")
+
+    page.fill("#scenario-name", "West of the river")
+    page.click("#scenario-save")
+    page.wait_for_selector("#scenario-file-status >> text=Saved", timeout=10_000)
+    saved = geodata / "saved" / "demo" / "scenarios" / "west-of-the-river.json"
+    assert saved.is_file()
+
+    with page.expect_download(timeout=10_000) as dl:
+        page.click("#scenario-export-geojson")
+    download = dl.value
+    assert download.suggested_filename == "demo-west-of-the-river-methadone-drive-geojson.zip"
+    names = zipfile.ZipFile(io.BytesIO(Path(download.path()).read_bytes())).namelist()
+    assert "scenario_desert.geojson" in names and "scenario.json" in names
+
+    page.click("#scenario-reset")
+    _lead_has(page, "No changes yet")
+    page.click("#scenario-saved")
+    page.get_by_role("dialog").get_by_text("West of the river (1 change)").click()
+    page.click("#scenario-load")
+    _lead_has(page, "544 people gain access")
+    assert "Loaded “West of the river”" in page.inner_text("#scenario-message")
+    assert not page.errors and not page.outside
