@@ -635,7 +635,9 @@ def legend(model: PageModel, *, state: MapState | None = None) -> list:
             html.Li(
                 [
                     html.Span(className="atlas-line", **{"aria-hidden": "true"}),
-                    " streets (OpenStreetMap)",
+                    " streets (fictional)"
+                    if model.manifest.get("fictional")
+                    else " streets (OpenStreetMap)",
                 ]
             )
         )
