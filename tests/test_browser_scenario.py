@@ -11,14 +11,7 @@ blocked. Screenshots go to ``artifacts/screenshots/scenario-*.png``.
 from __future__ import annotations
 
 import io
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,81 +19,27 @@ from typing import Any
 
 import pytest
 
+from tests.browser_support import build_demo, chromium, serve
+
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 READY = "() => window.atlas && atlas.drawn.surface && atlas.drawn.sites && atlas.drawn.streets"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def geodata(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo region built with the CLI (its config copied so raw inputs stay in tmp)."""
-    root = tmp_path_factory.mktemp("atlas-browser-scenario")
-    (root / "configs").mkdir()
-    shutil.copy(ROOT / "geodata" / "configs" / "demo.yaml", root / "configs" / "demo.yaml")
-    cli = Path(sys.executable).with_name("access-atlas")
-    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "etl"]
-    res = subprocess.run(
-        [*cmd, "build", str(root / "configs" / "demo.yaml"), "--geodata-dir", str(root / "geo")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    return root / "geo"
+    """The demo region built with the CLI into a temporary folder."""
+    geo = build_demo(tmp_path_factory.mktemp("atlas-browser-scenario"))
+    return geo
 
 
 @pytest.fixture(scope="module")
 def server(geodata: Path) -> Iterator[str]:
     """gunicorn serving the demo bundle on 127.0.0.1 with two workers."""
-    port = _free_port()
-    env = dict(os.environ, ACCESS_ATLAS_GEODATA=str(geodata), ACCESS_ATLAS_REGION="demo")
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    log = (geodata.parent / "gunicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [str(gunicorn), "app:server", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                with urllib.request.urlopen(url + "/", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"gunicorn did not start; see {log.name}")
+    with serve(geodata, ready_path="/") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +52,8 @@ def base(geodata: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

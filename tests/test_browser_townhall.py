@@ -9,13 +9,6 @@ files again, and save a view that town-hall mode then presents by link. Screensh
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,20 +16,12 @@ from typing import Any
 
 import pytest
 
+from tests.browser_support import build_demo, chromium, serve
+
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MAP_READY = "() => window.atlas && atlas.drawn.surface && atlas.drawn.sites && atlas.drawn.streets"
 PRESENT_READY = (
     "() => window.atlas && atlas.present && atlas.present.framed > 0 && atlas.drawn.surface"
@@ -59,76 +44,25 @@ DESERT_PIXELS = """([r, g, b]) => {
 DESERT_RGB = [0xB3, 0x58, 0x06]  # layouts.theme.DESERT_COLOUR
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def geodata(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo region built with the CLI (its config copied so raw inputs stay in tmp)."""
-    root = tmp_path_factory.mktemp("atlas-townhall-browser")
-    (root / "configs").mkdir()
-    shutil.copy(ROOT / "geodata" / "configs" / "demo.yaml", root / "configs" / "demo.yaml")
-    cli = Path(sys.executable).with_name("access-atlas")
-    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "etl"]
-    res = subprocess.run(
-        [*cmd, "build", str(root / "configs" / "demo.yaml"), "--geodata-dir", str(root / "geo")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert (root / "geo" / "demo" / "tiles" / "metadata.json").is_file()
-    return root / "geo"
+    """The demo region built with the CLI into a temporary folder."""
+    geo = build_demo(tmp_path_factory.mktemp("atlas-townhall-browser"))
+    assert (geo / "demo" / "tiles" / "metadata.json").is_file()
+    return geo
 
 
 @pytest.fixture(scope="module")
 def server(geodata: Path) -> Iterator[str]:
-    """gunicorn serving the demo bundle on 127.0.0.1 (two workers share the saved views)."""
-    port = _free_port()
-    env = dict(os.environ, ACCESS_ATLAS_GEODATA=str(geodata), ACCESS_ATLAS_REGION="demo")
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    log = (geodata.parent / "gunicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [str(gunicorn), "app:server", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"gunicorn did not start; see {log.name}")
+    """gunicorn serving the demo bundle on 127.0.0.1 with two workers."""
+    with serve(geodata, ready_path="/healthz") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

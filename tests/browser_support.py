@@ -1,0 +1,106 @@
+"""What the browser tests share: the Chromium launch, the demo region built with the CLI and
+gunicorn serving it on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_demo(root: Path) -> Path:
+    """Build the demo region with the real CLI under ``root``; return its geodata folder.
+
+    The config is copied into ``root/configs`` so its raw inputs are generated under
+    ``root/raw`` and parallel test processes never share them.
+    """
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "geodata" / "configs" / "demo.yaml", root / "configs" / "demo.yaml")
+    cli = Path(sys.executable).with_name("access-atlas")
+    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "etl"]
+    res = subprocess.run(
+        [*cmd, "build", str(root / "configs" / "demo.yaml"), "--geodata-dir", str(root / "geo")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    return root / "geo"
+
+
+@contextmanager
+def serve(geodata: Path, *, ready_path: str = "/") -> Iterator[str]:
+    """Run gunicorn (two workers) on the bundles in ``geodata``; yield its base URL."""
+    port = free_port()
+    env = dict(os.environ, ACCESS_ATLAS_GEODATA=str(geodata), ACCESS_ATLAS_REGION="demo")
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    log = (geodata.parent / f"gunicorn-{port}.log").open("wb")
+    proc = subprocess.Popen(
+        [str(gunicorn), "app:server", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--timeout", "60"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                with urllib.request.urlopen(url + ready_path, timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"gunicorn did not start; see {log.name}")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Headless Debian Chromium through Playwright, or skip where it is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
