@@ -59,10 +59,16 @@ def _parser() -> argparse.ArgumentParser:
 
     stage_help = {
         "build-network": "re-read the OSM network, then re-run every later stage",
-        "load-providers": "re-read the provider lists, then re-run access",
-        "load-areas": "re-read census areas and population, then providers and access",
-        "compute-access": "re-compute travel times, isochrones, grid and deserts",
+        "load-areas": "re-read census areas and population, then every later stage",
+        "load-providers": "re-read (and geocode) the provider lists, then every later stage",
+        "build-barriers": "re-build the siting barriers and sitable land, then every later stage",
+        "load-overdose": "re-read the overdose tables (suppressed), then every later stage",
+        "compute-access": "re-compute travel times, isochrones, grid and deserts, then tiles",
+        "render-tiles": "re-render the bundle's offline basemap tiles",
     }
+    from etl.pipeline import STAGE_COMMANDS
+
+    assert set(stage_help) == set(STAGE_COMMANDS), "every pipeline stage has a command"
     for name, text in stage_help.items():
         sp = sub.add_parser(name, parents=[common], help=text)
         sp.add_argument("config", type=Path)

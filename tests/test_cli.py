@@ -300,3 +300,28 @@ def test_people_times_match_a_direct_engine_call(built: tuple[Path, Path]) -> No
         expected = np.average(grp["t"], weights=grp["weight"]) / 60
         assert areas.loc[area_id, "t_methadone_walk"] == pytest.approx(expected, abs=0.01)
     assert checked == 3
+
+
+@pytest.mark.parametrize("command", ["build-network", "load-areas", "load-providers",
+                                     "build-barriers", "load-overdose", "compute-access",
+                                     "render-tiles"])  # fmt: skip
+def test_every_stage_command_publishes_a_new_build(tmp_path: Path, command: str) -> None:
+    from etl import pipeline
+    from etl.config import load_config
+
+    cfg = write_region(tmp_path)
+    geo = tmp_path / "geo"
+    pipeline.run_build(load_config(cfg), geo, progress=False)
+    before = Bundle.open(geo / "gridton").manifest
+    res = atlas(command, cfg, "--geodata-dir", geo)
+    assert res.returncode == 0, res.stderr
+    after = Bundle.open(geo / "gridton").manifest
+    assert after["build_id"] != before["build_id"]
+    assert set(after["layers"]) == set(before["layers"])
+    stage = pipeline.STAGE_COMMANDS[command]
+    # The stage and every later one ran; earlier stages were taken from the bundle.
+    order = pipeline.STAGES
+    for s in order[order.index(stage) :]:
+        assert f"stage {s:<9s} done" in res.stderr, s
+    for s in order[: order.index(stage)]:
+        assert f"stage {s:<9s} done" not in res.stderr, s
