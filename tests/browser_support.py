@@ -104,3 +104,57 @@ def chromium() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def cancelled_tile(url: str, failure: str | None) -> bool:
+    """Whether a failed request is a map tile Leaflet cancelled on purpose.
+
+    Leaflet aborts the tiles still loading when the map zooms or flies elsewhere; Chromium
+    reports those as ``net::ERR_ABORTED``. They are the map working, not an error.
+    """
+    return "/atlas/tiles/" in url and "ERR_ABORTED" in (failure or "")
+
+
+def guarded_page(context: Any) -> Any:
+    """A page that blocks (and records) every request leaving 127.0.0.1 and records errors.
+
+    The page gains ``errors`` (page errors, console errors other than the 404 of an empty
+    tile, failed requests to the app other than tiles Leaflet cancelled), ``outside`` (blocked
+    requests) and ``tiles`` (status and content type of each tile response).
+    """
+    pg = context.new_page()
+    pg.errors, pg.outside, pg.tiles = [], [], []
+
+    def guard(route: Any) -> None:
+        if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            pg.outside.append(route.request.url)
+            route.abort()
+
+    def console(message: Any) -> None:
+        text, where = message.text, (message.location or {}).get("url", "")
+        if message.type != "error":
+            return
+        if text.startswith("Failed to load resource: net::"):
+            return  # a network failure: recorded (or not) by failed() and guard() below
+        if "status of 404" in text and "/atlas/tiles/" in where:
+            return  # an empty tile is skipped on purpose
+        pg.errors.append(f"{text} ({where})" if where else text)
+
+    def response(resp: Any) -> None:
+        if "/atlas/tiles/" in resp.url:
+            pg.tiles.append((resp.status, resp.headers.get("content-type", "")))
+
+    def failed(request: Any) -> None:
+        if request.url.startswith("http://127.0.0.1") and not cancelled_tile(
+            request.url, request.failure
+        ):
+            pg.errors.append(f"{request.url}: {request.failure}")
+
+    pg.route("**/*", guard)
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.on("console", console)
+    pg.on("response", response)
+    pg.on("requestfailed", failed)
+    return pg

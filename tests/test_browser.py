@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import build_demo, chromium, serve
+from tests.browser_support import build_demo, chromium, guarded_page, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -51,25 +51,7 @@ def page(browser: Any, server: str) -> Iterator[Any]:
     # Playwright evaluates wait_for_function() strings in the page, which the app's CSP
     # (no 'unsafe-eval') forbids; the CSP itself is tested in tests/test_serving.py.
     context = browser.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True)
-    pg = context.new_page()
-    pg.errors = []
-    pg.outside = []
-
-    def guard(route: Any) -> None:
-        if route.request.url.startswith(("http://127.0.0.1", "data:")):
-            route.continue_()
-        else:
-            pg.outside.append(route.request.url)
-            route.abort()
-
-    pg.route("**/*", guard)
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-
-    def failed(request: Any) -> None:
-        if request.url.startswith("http://127.0.0.1"):
-            pg.errors.append(f"{request.url}: {request.failure}")
-
-    pg.on("requestfailed", failed)
+    pg = guarded_page(context)
     yield pg
     context.close()
 

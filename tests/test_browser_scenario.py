@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import build_demo, chromium, serve
+from tests.browser_support import build_demo, chromium, guarded_page, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -60,19 +60,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, server: str) -> Iterator[Any]:
     """A fresh page that blocks every request leaving 127.0.0.1 and records errors."""
     context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
-    pg = context.new_page()
-    pg.errors = []
-    pg.outside = []
-
-    def guard(route: Any) -> None:
-        if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
-            route.continue_()
-        else:
-            pg.outside.append(route.request.url)
-            route.abort()
-
-    pg.route("**/*", guard)
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg = guarded_page(context)
     yield pg
     context.close()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import build_demo, chromium, serve
+from tests.browser_support import build_demo, chromium, guarded_page, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -69,42 +69,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, server: str) -> Iterator[Any]:
     """A page that blocks (and records) every request leaving 127.0.0.1, errors and tiles."""
     context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
-    pg = context.new_page()
-    pg.errors, pg.outside, pg.tiles = [], [], []
-
-    def guard(route: Any) -> None:
-        if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
-            route.continue_()
-        else:
-            pg.outside.append(route.request.url)
-            route.abort()
-
-    pg.route("**/*", guard)
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    pg.on(
-        "console",
-        lambda m: (
-            pg.errors.append(m.text)
-            if m.type == "error" and "status of 404" not in m.text  # skipped (empty) tiles
-            else None
-        ),
-    )
-    pg.on(
-        "response",
-        lambda r: (
-            pg.tiles.append((r.status, r.headers.get("content-type", "")))
-            if "/atlas/tiles/" in r.url
-            else None
-        ),
-    )
-    pg.on(
-        "requestfailed",
-        lambda r: (
-            pg.errors.append(f"{r.url}: {r.failure}")
-            if r.url.startswith("http://127.0.0.1")
-            else None
-        ),
-    )
+    pg = guarded_page(context)
     yield pg
     context.close()
 
