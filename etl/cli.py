@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         "load-areas": "re-read census areas and population, then every later stage",
         "load-providers": "re-read (and geocode) the provider lists, then every later stage",
         "build-barriers": "re-build the siting barriers and sitable land, then every later stage",
+        "load-transit": "re-read the GTFS feed's transit stops, then every later stage",
         "load-overdose": "re-read the overdose tables (suppressed), then every later stage",
         "compute-access": "re-compute travel times, isochrones, grid and deserts, then tiles",
         "render-tiles": "re-render the bundle's offline basemap tiles",

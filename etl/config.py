@@ -159,6 +159,12 @@ class AccessConfig(_Model):
         return value
 
 
+class TransitConfig(InputFile):
+    """A GTFS feed (folder, ``.zip`` or its ``stops.txt``) for the transit stops layer."""
+
+    name: str = "Transit stops"
+
+
 class TilesConfig(_Model):
     """Offline basemap tiles pre-rendered from the region's own streets."""
 
@@ -200,6 +206,7 @@ class RegionConfig(_Model):
     zoning: ZoningConfig | None = None
     geocoding: GeocodingConfig | None = None
     tiles: TilesConfig = Field(default_factory=TilesConfig)
+    transit: TransitConfig | None = None
 
     #: Folder of the config file; relative paths resolve against it. Not read from YAML.
     base_dir: Path = Field(default=Path("."), exclude=True)

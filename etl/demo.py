@@ -52,6 +52,7 @@ from shapely.geometry import LineString, MultiPoint, Point, Polygon, box
 from shapely.ops import substring
 
 from etl._errors import ConfigError, InputError
+from etl.demo_transit import ROUTES, transit_feed, write_feed
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ FILES: Final[dict[str, str]] = {
     "poi": "places/points_of_interest.csv",
     "zoning": "zoning/zoning.zip",
     "zoning_rules": "zoning/zoning_rules.csv",
+    "transit": "transit/stops.txt",
     "readme": "README.txt",
 }
 
@@ -2096,7 +2098,7 @@ def generate_demo(out_dir: str | Path, *, seed: int = 7) -> dict[str, Path]:
     dict[str, Path]
         Path of each file written, by role: ``osm``, ``otp``, ``moud``, ``syringe``,
         ``pharmacies``, ``blockgroups``, ``population``, ``overdose``, ``poi``,
-        ``zoning``, ``zoning_rules``, ``readme``.
+        ``zoning``, ``zoning_rules``, ``transit`` (the GTFS feed's ``stops.txt``), ``readme``.
 
     Raises
     ------
@@ -2173,6 +2175,13 @@ def _generate_into(root: Path, seed: int) -> None:
         f"{stats['ways']:,}",
         time.perf_counter() - t,
     )
+
+    # buses: a small GTFS feed along the arterials
+    feed = transit_feed(
+        net.axes, net.roads, (_HIGH_X, _MAIN_Y), np.random.default_rng([seed, 9]), crs.lonlat, _abbr
+    )
+    write_feed(feed, p["transit"].parent, _write_text, _csv_text)
+    logger.info("demo transit: %d routes, %d stops", len(ROUTES), len(feed["stops.txt"][1]))
 
     # providers
     phones = _Phones()

@@ -47,6 +47,7 @@ from etl.network import ModeNetwork, build_mode_network
 from etl.privacy import assert_no_exact_points, assert_no_small_counts, generalize_points
 from etl.siting import stage_barriers
 from etl.streets import sample_streets, sample_times
+from etl.transit import stage_transit
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ STAGES: tuple[str, ...] = (
     "areas",
     "providers",
     "barriers",
+    "transit",
     "counties",
     "access",
     "tiles",
@@ -64,6 +66,7 @@ STAGE_COMMANDS: dict[str, str] = {
     "load-areas": "areas",
     "load-providers": "providers",
     "build-barriers": "barriers",
+    "load-transit": "transit",
     "load-overdose": "counties",
     "compute-access": "access",
     "render-tiles": "tiles",
@@ -130,12 +133,22 @@ class BuildContext:
 
 
 def sha256(path: Path) -> str:
-    """Return the SHA-256 of a file."""
+    """Return the SHA-256 of a file, or of a folder's files (names and contents, sorted)."""
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            h.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with file.open("rb") as f:
+            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
 
 
 def _input_record(cfg: RegionConfig, role: str, item: Any) -> dict[str, Any]:
@@ -148,7 +161,7 @@ def _input_record(cfg: RegionConfig, role: str, item: Any) -> dict[str, Any]:
         "path": item.path,
         "resolved": str(path),
         "sha256": sha256(path),
-        "bytes": path.stat().st_size,
+        "bytes": _size(path),
         "source": item.source,
         "date": item.date,
         "licence": item.licence,
@@ -501,6 +514,21 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
 
     for mode, arrs in arrays.items():
         ctx.writer.write_arrays(f"access/{mode}.npz", **arrs)
+    if "transit_stops" in ctx.writer.layers and "walk" in arrays:
+        from etl.transit import stop_walk_minutes
+
+        stops = stop_walk_minutes(
+            ctx.layer("transit_stops"),
+            ctx.network("walk"),
+            {c: arrays["walk"][f"time_{c}"] for c in categories},
+            crs=cfg.crs,
+            max_snap_m=cfg.network.max_snap_m,
+        )
+        ctx.writer.write_layer(
+            "transit_stops",
+            stops,
+            description="transit stops with the walk to the nearest care of each category",
+        )
     areas = areas.copy()
     for name, values in metrics.items():
         areas[name] = values
@@ -611,6 +639,7 @@ STAGE_FUNCS: dict[str, Callable[[BuildContext], dict[str, Any]]] = {
     "areas": stage_areas,
     "providers": stage_providers,
     "barriers": stage_barriers,
+    "transit": stage_transit,
     "counties": stage_counties,
     "access": stage_access,
     "tiles": stage_tiles,
@@ -628,7 +657,12 @@ def ensure_generated_inputs(cfg: RegionConfig, *, force: bool = False) -> Path:
 
     assert cfg.generate is not None
     out = cfg.resolve(cfg.generate.out)
-    stamp = {"seed": cfg.generate.seed, "generator_sha256": sha256(Path(demo.__file__))}
+    from etl import demo_transit
+
+    generator = hashlib.sha256(
+        "".join(sha256(Path(m.__file__)) for m in (demo, demo_transit)).encode()
+    ).hexdigest()
+    stamp = {"seed": cfg.generate.seed, "generator_sha256": generator}
     stamp_path = out / ".generated.json"
     try:
         current = json.loads(stamp_path.read_text(encoding="utf-8"))
@@ -657,6 +691,8 @@ def _config_paths(cfg: RegionConfig) -> list[Path]:
         paths.append(cfg.resolve(cfg.places.path))
     if cfg.zoning is not None:
         paths += [cfg.resolve(cfg.zoning.path), cfg.resolve(cfg.zoning.rules)]
+    if cfg.transit is not None:
+        paths.append(cfg.resolve(cfg.transit.path))
     return paths
 
 
@@ -677,6 +713,8 @@ def _inputs(cfg: RegionConfig) -> list[dict[str, Any]]:
         records.append(_input_record(cfg, "zoning", cfg.zoning))
         rules = _Path(cfg.zoning.rules, like=cfg.zoning)
         records.append(_input_record(cfg, "zoning.rules", rules))
+    if cfg.transit is not None:
+        records.append(_input_record(cfg, "transit", cfg.transit))
     return records
 
 
@@ -774,7 +812,7 @@ def _check_privacy(writer: BundleWriter) -> None:
 def _brief(counts: dict[str, Any]) -> str:
     parts = []
     for k, v in counts.items():
-        if k in {"seconds", "summary", "sources", "reports"}:
+        if k in {"seconds", "summary", "sources", "reports", "feed"}:
             continue
         if isinstance(v, dict):
             v = ", ".join(

@@ -129,6 +129,14 @@ def _zoning(raw: Path, cfg: dict[str, Any]) -> None:
     }
 
 
+def _transit(folder: str) -> Breaker:
+    def brk(raw: Path, cfg: dict[str, Any]) -> None:
+        shutil.copytree(CORPUS / folder, raw / folder)
+        cfg["transit"] = {"path": _use(folder), "source": "test corpus"}
+
+    return brk
+
+
 def _truncated_pbf(raw: Path, cfg: dict[str, Any]) -> None:
     """The region's own street grid as a real PBF, cut off at 60 % (a broken download)."""
     import osmium
@@ -187,6 +195,10 @@ REFUSED: dict[str, tuple[Breaker, list[str]]] = {
             "row 3 has 6 fields but most rows have 7",
             "refusing to guess",
         ],
+    ),
+    "transit stops not in UTF-8": (
+        _transit("gtfs_cp1252"),
+        ["gtfs_cp1252/stops.txt", "line 3 is not UTF-8", "GTFS files must be UTF-8"],
     ),
     "overdose county that does not map": (
         _overdose("ohio_overdose_unmapped_county.csv", "ohio_county"),

@@ -303,7 +303,8 @@ def test_people_times_match_a_direct_engine_call(built: tuple[Path, Path]) -> No
 
 
 @pytest.mark.parametrize("command", ["build-network", "load-areas", "load-providers",
-                                     "build-barriers", "load-overdose", "compute-access",
+                                     "build-barriers", "load-transit", "load-overdose",
+                                     "compute-access",
                                      "render-tiles"])  # fmt: skip
 def test_every_stage_command_publishes_a_new_build(tmp_path: Path, command: str) -> None:
     from etl import pipeline

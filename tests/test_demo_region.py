@@ -54,6 +54,7 @@ def test_every_stage_ran(demo: Bundle) -> None:
         "areas",
         "providers",
         "barriers",
+        "transit",
         "counties",
         "access",
         "tiles",
@@ -82,6 +83,7 @@ def test_every_stage_ran(demo: Bundle) -> None:
         "desert_blocked",
         "counties",
         "region",
+        "transit_stops",
     } <= layers
 
 
@@ -122,3 +124,22 @@ def test_barriers_carry_their_rule_and_legal_note(demo: Bundle) -> None:
     assert barriers["citation"].str.len().gt(0).all()
     blocked = demo.read_layer("desert_blocked")
     assert len(blocked) > 0 and (blocked["area_km2"] > 0).all()
+
+
+def test_transit_stops_with_their_routes_and_the_walk_to_care(demo: Bundle) -> None:
+    from etl.access import snap_points
+
+    transit = demo.manifest["stages"]["transit"]
+    assert transit["routes_from"] == "stop_times"
+    assert transit["reasons"] == {"entrance or exit": 1}  # the transit center's entrance
+    stops = demo.read_layer("transit_stops")
+    assert len(stops) == transit["stops"] > 30
+    assert (stops["n_routes"] > 0).all()
+    station = stops.set_index("stop_id").loc["MTC"]
+    assert station["kind"] == "station" and station["routes"] == "1, 2"
+    # The walk from a stop = the node's time to the nearest site + the walk onto the network.
+    net, times = demo.network("walk"), demo.access_arrays("walk")
+    proj = stops.geometry.to_crs(demo.manifest["crs"])
+    snap = snap_points(net, proj.x.to_numpy(), proj.y.to_numpy())
+    expected = (times["time_buprenorphine"][snap.node] + snap.walk_s) / 60.0
+    np.testing.assert_allclose(stops["walk_min_buprenorphine"], expected, atol=0.051)
