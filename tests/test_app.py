@@ -264,14 +264,21 @@ def test_unknown_layers_are_refused(rd: app_data.RegionData) -> None:
         rd.payload("bands", "unicorns", "drive")
     with pytest.raises(BundleError, match="no 'teleport' network"):
         rd.payload("bands", "methadone", "teleport")
-    with pytest.raises(BundleError, match="no 'transit_stops' layer"):
-        rd.payload("transit_stops")
+
+
+def test_transit_stops_layer(rd: app_data.RegionData) -> None:
+    fc = _geojson(rd.payload("transit_stops"))
+    props = {f["properties"]["name"]: f["properties"] for f in fc["features"]}
+    hub = props["Millbrook Transit Center"]
+    assert hub["routes"] == "1, 2" and hub["wheelchair"] == "yes"
+    assert 0 < hub["walk_min_methadone"] < 60
+    assert all(f["geometry"]["type"] == "Point" for f in fc["features"])
 
 
 def test_map_options_of_the_demo(rd: app_data.RegionData) -> None:
     o = map_options(rd, ["demo"])
     assert {"barriers", "sitable", "sites", "desert", "bands", "streets", "areas"} <= set(o.layers)
-    assert "transit" not in o.layers  # no transit stops in the demo
+    assert "transit" in o.layers  # the fictional bus network's stops
     assert o.modes == ("drive", "walk")
     assert o.thresholds["methadone/drive"] == 30.0
     assert o.units == ("areas", "grid")
