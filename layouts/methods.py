@@ -232,6 +232,19 @@ def _caveats(manifest: dict[str, Any]) -> list:
         ),
         html.Li("No transit timetable is used: public transport travel times are not computed."),
     ]
+    transit = stages.get("transit", {})
+    if transit.get("stops"):
+        where = {
+            "stop_times": "from the feed's timetable",
+            "shapes": "from the route lines passing within 30 m, because the feed has no "
+            "timetable (stop_times.txt)",
+        }.get(transit.get("routes_from", ""), "not known: the feed lists no trips")
+        out.append(
+            html.Li(
+                f"{transit['stops']:,} transit stops are shown with the walk from each stop to "
+                f"the nearest care; the routes serving a stop are {where}."
+            )
+        )
     uncovered = stages.get("areas", {}).get("population_uncovered")
     if uncovered:
         out.append(

@@ -526,6 +526,7 @@ def test_methods_page_lists_sources_thresholds_and_privacy_rules(client) -> None
     assert "30 min" in text and "4.8 km/h" in text
     assert "1 to 9" in text and "fewer than 20 deaths" in text
     assert "New Directions" in text  # the demo has zoning barriers
+    assert "transit stops are shown" in text and "from the feed's timetable" in text
 
 
 def test_shared_url_restores_the_view_and_runs_the_look_up(client, rd: app_data.RegionData) -> None:
