@@ -225,8 +225,9 @@ def fact_sheet(
              dpi=dpi or MAP_DPI, light=True)  # fmt: skip
     scale_bar(map_ax, fontsize=6.5)
     north_arrow(map_ax, data.crs, size=0.07)
-    fig.text(0.04, 0.655, f"Travel time {data.how} to the nearest {_site_noun(category)}",
-             fontsize=10.5, fontweight="bold", color=INK, va="bottom")  # fmt: skip
+    title = _wrap(f"Travel time {data.how} to the nearest {_site_noun(category)}", 52)
+    fig.text(0.04, 0.655, title, fontsize=10.5, fontweight="bold", color=INK, va="bottom",
+             linespacing=1.15)  # fmt: skip
     fig.text(0.04, 0.637, f"{data.label}; {_threshold_text(data).lower()}", fontsize=7.5,
              color=MUTED, va="bottom")  # fmt: skip
     _map_key(fig, data, (0.04, 0.215, 0.52, 0.05))
@@ -588,6 +589,8 @@ def key_numbers(bundle: Bundle) -> list[dict[str, str]]:
         parts = [f"{_CATEGORY_SHORT.get(c, c)} {n:,}" for c, n in ranked]
         cards.append({"number": f"{total:,}", "text": "places offering care in the data",
                       "note": " · ".join(parts)})  # fmt: skip
+    transit = _transit_card(bundle, summary)
+    room = 4 if transit is not None else 5  # cards before the transit and good-news ones
     reached: dict[tuple[str, float], list[str]] = {}
     for key in _pairs_by_importance(summary):
         entry = summary[key]
@@ -599,7 +602,7 @@ def key_numbers(bundle: Bundle) -> list[dict[str, str]]:
         if desert == 0:  # told once below, as good news
             reached.setdefault((mode, threshold), []).append(category)
             continue
-        if len(cards) >= 5:
+        if len(cards) >= room:
             continue
         share = desert / (within + desert)
         how = "drive" if mode == "drive" else "walk"
@@ -610,6 +613,8 @@ def key_numbers(bundle: Bundle) -> list[dict[str, str]]:
             "note": f"threshold: {threshold:g} min {MODE_LABELS[mode].lower()}; "
                     f"{within:,} within reach",
         })  # fmt: skip
+    if transit is not None:
+        cards.append(transit)
     if reached and len(cards) < 6:
         (mode, threshold), cats = max(reached.items(), key=lambda kv: len(kv[1]))
         how = "drive" if mode == "drive" else "walk"
@@ -634,6 +639,34 @@ def key_numbers(bundle: Bundle) -> list[dict[str, str]]:
             })  # fmt: skip
             break
     return cards
+
+
+def _transit_card(bundle: Bundle, summary: Mapping[str, Any]) -> dict[str, str] | None:
+    """How many transit stops lie within the walking threshold of the first category's care."""
+    if "transit_stops" not in bundle.layer_names:
+        return None
+    for key in _pairs_by_importance(summary):
+        category, mode = key.rsplit("_", 1)
+        threshold = summary[key].get("threshold_min")
+        if mode != "walk" or threshold is None:
+            continue
+        stops = bundle.read_layer("transit_stops")
+        column = f"walk_min_{category}"
+        if column not in stops.columns or stops.empty:
+            return None
+        minutes = stops[column].to_numpy(dtype=float)
+        known = np.isfinite(minutes)
+        near = int((minutes[known] <= threshold).sum())
+        note = f"threshold: {threshold:g} min on foot"
+        if (~known).any():
+            note += f"; {int((~known).sum()):,} stops off the street map"
+        return {
+            "number": f"{near:,} of {int(known.sum()):,}",
+            "text": f"transit stops are within a {threshold:g}-minute walk of the nearest "
+            f"{_site_noun(category)}",
+            "note": note,
+        }
+    return None
 
 
 def people_times(bundle: Bundle, category: str, mode: str) -> tuple[np.ndarray, np.ndarray, float]:

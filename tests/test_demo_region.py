@@ -143,3 +143,18 @@ def test_transit_stops_with_their_routes_and_the_walk_to_care(demo: Bundle) -> N
     snap = snap_points(net, proj.x.to_numpy(), proj.y.to_numpy())
     expected = (times["time_buprenorphine"][snap.node] + snap.walk_s) / 60.0
     np.testing.assert_allclose(stops["walk_min_buprenorphine"], expected, atol=0.051)
+
+
+def test_fact_sheet_counts_the_stops_within_a_walk_of_care(demo: Bundle) -> None:
+    from etl.render import key_numbers
+
+    cards = [c for c in key_numbers(demo) if "transit stops" in c["text"]]
+    assert len(cards) == 1
+    walk = demo.manifest["stages"]["access"]["summary"]["buprenorphine_walk"]
+    stops = demo.read_layer("transit_stops")
+    near = int((stops["walk_min_buprenorphine"] <= walk["threshold_min"]).sum())
+    assert cards[0]["number"] == f"{near} of {len(stops)}"
+    assert 0 < near < len(stops)
+    assert cards[0]["text"].endswith(
+        f"within a {walk['threshold_min']:g}-minute walk of the nearest buprenorphine prescriber"
+    )
