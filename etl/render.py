@@ -643,7 +643,7 @@ def key_numbers(bundle: Bundle) -> list[dict[str, str]]:
 
 def _transit_card(bundle: Bundle, summary: Mapping[str, Any]) -> dict[str, str] | None:
     """How many transit stops lie within the walking threshold of the first category's care."""
-    if "transit_stops" not in bundle.layer_names:
+    if "transit_stops" not in bundle.manifest.get("layers", {}):
         return None
     for key in _pairs_by_importance(summary):
         category, mode = key.rsplit("_", 1)
