@@ -8,12 +8,18 @@ Run:  .venv/bin/python benchmarks/bench_geocode.py [--shared PATH]
 2. SAMHSA buprenorphine locator, Franklin County practitioners: match rate per quality, and
    the number of distinct sites they collapse to (through ``load_providers``).
 3. Rows per second offline (parse + match, parse cache cleared), and the index build time.
+4. Wrong places: OEPS providers elsewhere in Ohio (not Franklin County) geocoded the same
+   way — every one placed at address_point/street quality more than 1 km from its published
+   point is a false match (another town's street of the same name). Guards the matching of
+   rows whose ZIP the reference does not know.
 
 Two reference set-ups are measured:
 
 ``independent``
     the City of Columbus points of interest (address points) + the OSM extract
-    (``addr:*`` points and named streets). Nothing derived from the provider lists.
+    (``addr:*`` points and named streets) + the COTA GTFS stops (stops named after an
+    address are address points; intersections are points on both streets). Nothing
+    derived from the provider lists.
 ``+ provider centroids``
     also the geocoded SAMHSA treatment facility and OTP lists, used only for ZIP and city
     centres (``use: centroids``). Those lists share SAMHSA geocodes with OEPS, so ZIP-level
@@ -49,7 +55,7 @@ from etl.geocode import (  # noqa: E402
 from etl.providers import load_providers  # noqa: E402
 
 
-def references(data: Path, *, centroids: bool) -> list[ReferenceSource]:
+def references(data: Path, *, centroids: bool, gtfs: bool = True) -> list[ReferenceSource]:
     refs = [
         ReferenceSource(
             path=str(data / "places" / "columbus_points_of_interest.csv"),
@@ -58,6 +64,10 @@ def references(data: Path, *, centroids: bool) -> list[ReferenceSource]:
         ),
         ReferenceSource(path=str(data / "osm" / "columbus.osm.pbf"), source="OpenStreetMap"),
     ]
+    if gtfs:
+        refs.append(
+            ReferenceSource(path=str(data / "transit" / "stops.txt"), source="COTA GTFS stops")
+        )
     if centroids:
         refs += [
             ReferenceSource(
@@ -107,15 +117,21 @@ def quality_table(res: pd.DataFrame, err: np.ndarray | None = None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def bench(data: Path, *, centroids: bool) -> None:
+def bench(data: Path, *, centroids: bool, gtfs: bool = True) -> None:
     label = "+ provider centroids" if centroids else "independent"
+    label += "" if gtfs else " (without GTFS stops)"
     print(f"\n=== reference set-up: {label} ===")
     t0 = time.perf_counter()
-    index = build_reference_index(references(data, centroids=centroids), crs="EPSG:32617")
+    refs = references(data, centroids=centroids, gtfs=gtfs)
+    index = build_reference_index(refs, crs="EPSG:32617")
     t_build = time.perf_counter() - t0
+    by_source = index.points["source"].where(
+        ~index.points["source"].str.startswith("osm:"), "OpenStreetMap"
+    )
     print(
-        f"index: {len(index.points):,} address points, {len(index.streets):,} named streets, "
-        f"{len(index.zip_centres):,} ZIP centres; built in {t_build:.1f} s"
+        f"index: {len(index.points):,} address points {by_source.value_counts().to_dict()}, "
+        f"{len(index.streets):,} named streets, {len(index.street_points):,} streets known by "
+        f"points on them, {len(index.zip_centres):,} ZIP centres; built in {t_build:.1f} s"
     )
     geocoder = OfflineGeocoder(index)
 
@@ -201,6 +217,36 @@ def bench(data: Path, *, centroids: bool) -> None:
         "(cold parse cache)"
     )
 
+    # 4. wrong places: OEPS providers elsewhere in Ohio
+    other = oeps[
+        oeps["countyGEOID"].str.startswith("39") & (oeps["countyGEOID"] != "39049")
+    ].reset_index(drop=True)
+    qo = pd.DataFrame(
+        {
+            "address": other["street1"],
+            "address2": other["street2"],
+            "city": other["city"],
+            "state": other["state"],
+            "zip": other["zip"],
+        }
+    )
+    ro = geocoder.geocode(qo)
+    placed = ro["geocode_quality"].isin(["address_point", "street"]).to_numpy()
+    eo = np.full(len(ro), np.nan)
+    eo[placed] = geod.inv(
+        ro["lon"][placed], ro["lat"][placed], other.geometry.x[placed], other.geometry.y[placed]
+    )[2]
+    wrong = placed & (eo > 1000)
+    print(
+        f"\n4. OEPS providers elsewhere in Ohio: {len(other):,} rows, {int(placed.sum())} placed "
+        f"at address_point/street, {int(wrong.sum())} of them more than 1 km from their "
+        "published point (wrong place)"
+    )
+    if wrong.any():
+        cols = ["addr", "city", "zip", "geocode_quality", "geocode_match", "err"]
+        shown = ro.assign(addr=other["street1"], city=other["city"], zip=other["zip"], err=eo)
+        print(shown.loc[wrong, cols].round(0).to_string(index=False))
+
 
 def sites(data: Path) -> None:
     """Run load_providers on the whole Ohio locator: practitioner rows → sites (Franklin + 5 km)."""
@@ -232,7 +278,7 @@ def sites(data: Path) -> None:
     dt = time.perf_counter() - t0
     rep = res.report["samhsa-bup-locator"]
     p = res.providers
-    print("\n4. load_providers on the whole Ohio buprenorphine locator (independent reference):")
+    print("\n5. load_providers on the whole Ohio buprenorphine locator (independent reference):")
     print(
         f"   rows_in {rep['rows_in']:,} -> sites {rep['rows_out']:,} "
         f"(in county {int(p['in_region'].sum())}), merged {rep['merged']:,}, "
@@ -248,6 +294,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--without-gtfs", action="store_true", help="also run the set-ups without the GTFS stops"
+    )
     args = parser.parse_args()
     data = args.shared / "data" / "franklin-oh"
     if not data.is_dir():
@@ -257,6 +306,9 @@ def main() -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
     pd.set_option("display.width", 160)
+    if args.without_gtfs:
+        bench(data, centroids=False, gtfs=False)
+        bench(data, centroids=True, gtfs=False)
     bench(data, centroids=False)
     bench(data, centroids=True)
     sites(data)

@@ -89,7 +89,20 @@ STREET_TYPES: Final[dict[str, str]] = {
     "GLEN": "GLN", "GLN": "GLN",
     "RIDGE": "RDG", "RDG": "RDG",
     "VIEW": "VW", "VW": "VW",
+    "BEND": "BND", "BND": "BND",
 }  # fmt: skip
+
+#: Leading words written several ways ("Olde Ridenour" is "Old Ridenour" on the street sign
+#: of the same road; "Mt Vernon" and "Mount Vernon"), and numbered routes.
+_NAME_WORDS: Final[dict[str, str]] = {"OLDE": "OLD", "MT": "MOUNT", "FT": "FORT"}
+_ROUTE_RE = re.compile(
+    r"^(?:(?P<sr>STATE (?:ROUTE|RTE|RT|HWY|HIGHWAY)|ST RT|ST RTE|OH|OHIO)"
+    r"|(?P<us>US (?:ROUTE|RTE|HWY|HIGHWAY)|U S|US)"
+    r"|(?P<i>INTERSTATE|I))\s*(?P<n>\d+[A-Z]?)$"
+)
+#: Street names that are numbered routes ("US 62", "SR 161", "I 270").
+ROUTE_NAME = re.compile(r"^(?:US|SR|I|CR|RTE|HWY) \d+[A-Z]?$")
+_TYPE_CODES: Final[frozenset[str]] = frozenset(STREET_TYPES.values())
 
 #: Ordinal words in street names → numerals ("FIRST AVE" and "1ST AVE" match).
 ORDINALS: Final[dict[str, str]] = {
@@ -127,8 +140,14 @@ UNIT_WORDS: Final[frozenset[str]] = frozenset(
 
 _NUMBER_RE = re.compile(r"^\s*(\d+)")
 _GLUED_NUMBER = re.compile(r"^(\d+)([A-Za-z]{3,})")  # "126Norwell Drive"
+_GLUED_DIRECTION = re.compile(r"\b([NSEWnsew])\.(?=[A-Za-z]{2})")  # "5150 E.Main St"
 _STARTS_WITH_NUMBER = re.compile(r"^\s*\d+[A-Za-z]?(?:[-–/]\d+[A-Za-z]?)?\s+\S")
 _PUNCT_RE = re.compile(r"[.,;:#'’`\"()]")
+_INTERSECTION_SPLIT = re.compile(r"\s*(?:&|@)\s*|\s+(?:AND|AT)\s+", re.IGNORECASE)
+_CORNER = re.compile(
+    r"^(?:THE\s+|(?:N|S|E|W|NE|NW|SE|SW)\s+)?(?:CORNER|INTERSECTION)(?:\s+OF)?\s*,?\s+",
+    re.IGNORECASE,
+)
 _SPACE_RE = re.compile(r"\s+")
 
 
@@ -150,9 +169,11 @@ class ParsedAddress:
         Upper-case city, two-letter state, five-digit ZIP ("" where unknown).
     kind
         "street" (number and street), "street_only" (a street without a number),
-        "po_box", or "unparsed".
+        "intersection" (two streets: "Main St & High St"), "po_box", or "unparsed".
     raw
         The input text the parts came from.
+    cross
+        For an intersection, the normalised second street (``"S HIGH ST"``); else "".
     """
 
     number: str
@@ -167,6 +188,7 @@ class ParsedAddress:
     zip: str
     kind: str
     raw: str
+    cross: str = ""
 
     @property
     def street_key(self) -> str:
@@ -189,7 +211,10 @@ class ParsedAddress:
     def one_line(self) -> str:
         """Normalised one-line address (``"5320 E MAIN ST, COLUMBUS, OH 43213"``)."""
         tail = " ".join(p for p in (self.state, self.zip) if p)
-        parts = [p for p in (self.address_key or self.street_key, self.city, tail) if p]
+        street = self.address_key or self.street_key
+        if self.cross:
+            street = f"{street} & {self.cross}"
+        parts = [p for p in (street, self.city, tail) if p]
         return ", ".join(parts)
 
     @property
@@ -333,8 +358,14 @@ def normalize_street_name(name: str) -> str:
         The normalised name.
     """
     text = _PUNCT_RE.sub("", name.upper().replace("-", " ").replace("–", " "))
+    text = _SPACE_RE.sub(" ", text).strip()
+    route = _ROUTE_RE.match(text)
+    if route:
+        prefix = "SR" if route["sr"] else "US" if route["us"] else "I"
+        return f"{prefix} {route['n']}"
     words = [ORDINALS.get(w, w) for w in text.split()]
     words = ["SAINT" if w == "ST" and i == 0 and len(words) > 1 else w for i, w in enumerate(words)]
+    words = [_NAME_WORDS.get(w, w) if i == 0 and len(words) > 1 else w for i, w in enumerate(words)]
     return " ".join(words)
 
 
@@ -425,8 +456,13 @@ def parse_address(
     ParsedAddress
         The parts; :attr:`ParsedAddress.kind` says whether a number and street were found.
     """
-    line1 = _GLUED_NUMBER.sub(r"\1 \2", clean_text(street))
-    line2 = _GLUED_NUMBER.sub(r"\1 \2", clean_text(address2))
+    line1 = _GLUED_DIRECTION.sub(r"\1. ", _GLUED_NUMBER.sub(r"\1 \2", clean_text(street)))
+    line2 = _GLUED_DIRECTION.sub(r"\1. ", _GLUED_NUMBER.sub(r"\1 \2", clean_text(address2)))
+    if not _looks_like_street(line1) and not _looks_like_street(line2):
+        for line in (line1, line2):
+            pair = parse_intersection(line) if line else None
+            if pair is not None:
+                return _intersection(pair, line1, line2, city, state, zip)
     chosen, extra = line1, line2
     tags = _parse_street_line(chosen) if chosen else {}
     if _looks_like_street(line2) and (
@@ -456,7 +492,7 @@ def parse_address(
         pre = {"STATE ROUTE": "SR", "STATE RT": "SR", "SR": "SR", "ROUTE": "RTE"}.get(
             pretype, pretype
         )
-        name = f"{pre} {name}".strip()
+        name = normalize_street_name(f"{pre} {name}".strip())
     # A direction word alone as the name ("North St") stays as the name.
     if not name and predir and street_type:
         name, predir = {v: k for k, v in DIRECTIONS.items() if len(k) > 2}.get(predir, predir), ""
@@ -491,6 +527,88 @@ def parse_address(
         kind=kind,
         raw=", ".join(p for p in (line1, line2) if p),
     )
+
+
+def _intersection(
+    pair: tuple[ParsedAddress, ParsedAddress],
+    line1: str,
+    line2: str,
+    city: object,
+    state: object,
+    zip: object,
+) -> ParsedAddress:
+    a, b = pair
+    return ParsedAddress(
+        number="",
+        number_int=None,
+        predir=a.predir,
+        name=a.name,
+        street_type=a.street_type,
+        postdir=a.postdir,
+        unit="",
+        city=normalize_city(city),
+        state=normalize_state(state),
+        zip=normalize_zip(zip),
+        kind="intersection",
+        raw=", ".join(p for p in (line1, line2) if p),
+        cross=b.street_key,
+    )
+
+
+def parse_named_street(text: object) -> ParsedAddress | None:
+    """Parse a bare street name, or return None when it does not look like one.
+
+    A street name looks like one when it ends in a known street type ("Hamilton Square
+    Blvd") or is a numbered route ("US 62", "State Rte 161"). Place names ("Sams Club",
+    "Eastland NB Lot", "Westwoods Park & Ride") and bare names without a type
+    ("McNaughten") return None: too vague to match.
+
+    Parameters
+    ----------
+    text
+        A street name without a house number.
+
+    Returns
+    -------
+    ParsedAddress or None
+        As :func:`parse_street_name`, or None.
+    """
+    p = parse_street_name(text)
+    if p.kind != "street_only" or p.name.startswith("UNNAMED"):
+        return None
+    if p.street_type in _TYPE_CODES or ROUTE_NAME.match(p.name):
+        return p
+    return None
+
+
+@lru_cache(maxsize=100_000)
+def parse_intersection(text: object) -> tuple[ParsedAddress, ParsedAddress] | None:
+    """Split an intersection ("Main St & High St", "corner of E Main St and S High St").
+
+    Separators: "&", "@", " and ", " at ". Both sides must look like streets (see
+    :func:`parse_named_street`) and differ; a line starting with a house number is an
+    address, not an intersection.
+
+    Parameters
+    ----------
+    text
+        The street line.
+
+    Returns
+    -------
+    tuple of ParsedAddress, or None
+        The two streets, or None when the text is not an intersection.
+    """
+    line = clean_text(text)
+    if not line or _looks_like_street(line):
+        return None
+    parts = _INTERSECTION_SPLIT.split(_CORNER.sub("", line))
+    if len(parts) != 2:
+        return None
+    a, b = parse_named_street(parts[0]), parse_named_street(parts[1])
+    if a is None or b is None or a.street_key == b.street_key:
+        return None
+    return a, b
 
 
 @lru_cache(maxsize=100_000)

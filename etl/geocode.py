@@ -2,8 +2,10 @@
 
 Offline (:class:`OfflineGeocoder`) matches a parsed, normalised address (:mod:`etl.addresses`)
 against a :class:`ReferenceIndex` built from address points (a city's points-of-interest
-file, OSM ``addr:*`` features, any county address-point layer) and street centrelines (OSM
-``highway=*`` ways with a ``name``). Levels, best first — each result carries its quality:
+file, OSM ``addr:*`` features, any county address-point layer, transit stops named after an
+address), street centrelines (OSM ``highway=*`` ways with a ``name``) and points on named
+streets (transit stops named after an intersection, :mod:`etl.gtfs`). Levels, best first —
+each result carries its quality:
 
 ``address_point``
     the house number and street found among the reference points (street names matched
@@ -11,15 +13,27 @@ file, OSM ``addr:*`` features, any county address-point layer) and street centre
 ``street``
     the street found with numbered points on it: the number is interpolated between the
     nearest lower and higher numbers (same side of the street preferred) and snapped onto
-    the street's centreline;
+    the street's centreline. Two more kinds of match are "street" too, being known to
+    about a street's width rather than to the building: an address found only as a
+    transit stop named after it (the stop stands at the kerb by the address; on the
+    Franklin County data such stops lie a median 60 m, at most 400 m, from the city's
+    point for the same address), and an intersection address ("Main St & High St")
+    placed where its two streets cross;
 ``street_center``
-    the street found only as a centreline: the point of that street nearest to the ZIP's
-    (or city's) centre;
+    the street found, but nothing to say where along it the number lies (a centreline, or
+    intersection points without numbers): the point of that street nearest to the ZIP's
+    centre, or, for a centreline shorter than :data:`SHORT_STREET_M`, nearest to the
+    town's centre (or its middle when the row names no town);
 ``zip`` / ``city``
     the centre (median) of the reference points in that ZIP or city.
 
 A ZIP or city centre also disambiguates streets that share a name in several towns: matches
-farther than ``max_hint_km`` from it are ignored.
+farther than ``max_hint_km`` from it are ignored. A row whose ZIP is unknown but whose town
+is known looks up to ``2.5 * max_hint_km`` from the town's centre (such matches say so in
+``geocode_match`` and score lower). A row whose ZIP and town the reference does not know at
+all is left unmatched: even a street name found once in the reference is, for a row from
+another town, most likely that town's own street ("200 E State St" is in most Ohio towns).
+Give the reference ZIP centres (``use: centroids``) to reach such suburbs.
 
 Online (only with ``online: true``): :class:`CensusBatchGeocoder` (the US Census Bureau's
 batch geocoder, one POST per up to 10,000 addresses) and :class:`NominatimGeocoder`
@@ -99,6 +113,13 @@ ADDRESS_COLUMNS: Final[tuple[str, ...]] = ("address", "address2", "city", "state
 CENSUS_BATCH_URL: Final[str] = "https://geocoding.geo.census.gov/geocoder/locations/addressbatch"
 NOMINATIM_DOMAIN: Final[str] = "nominatim.openstreetmap.org"
 
+#: A street this short (metres, its centreline's extent) may stand for an address on it with
+#: no number to place (``street_center``) even when only a town's centre, or nothing, says
+#: where to look.
+SHORT_STREET_M: Final[float] = 1500.0
+#: Address points (or crossings) this far apart are one place, not two.
+ONE_PLACE_M: Final[float] = 500.0
+
 #: OSM highway classes whose names are used as street centrelines.
 _STREET_HIGHWAYS: Final[frozenset[str]] = frozenset(
     {
@@ -125,13 +146,16 @@ class ReferenceSource(_Model):
     line such as "3750 ZANE TRACE DR") or ``number`` + ``street``; optionally ``city``,
     ``state``, ``zip``; and for CSV files ``lon`` + ``lat`` (in ``crs``). OSM files
     (``.osm.pbf``/``.osm``) need no columns: ``addr:*`` tags give points, named
-    ``highway=*`` ways give streets. ``use: centroids`` takes the file only for ZIP and
-    city centres (e.g. a geocoded provider list whose points should not count as address
-    points).
+    ``highway=*`` ways give streets. GTFS feeds (``format: gtfs``, or found by name: a
+    ``stops.txt``, or a folder or ``.zip`` holding one) need no columns either: stops
+    named after an address give address points, stops named after an intersection give
+    points on both streets (:mod:`etl.gtfs`). ``use: centroids`` takes the file only for
+    ZIP and city centres (e.g. a geocoded provider list whose points should not count as
+    address points).
     """
 
     path: str
-    format: Literal["auto", "csv", "gpkg", "shp", "geojson", "osm"] = "auto"
+    format: Literal["auto", "csv", "gpkg", "shp", "geojson", "osm", "gtfs"] = "auto"
     layer: str | None = None
     encoding: str = "utf-8"
     crs: str = "EPSG:4326"
@@ -287,17 +311,21 @@ class ReferenceIndex:
     Attributes
     ----------
     points
-        One row per address point: number, number_int, street_key, base, predir,
-        street_type, postdir, city, state, zip, lon, lat, x, y, source.
+        One row per address point: number, number_int, street_key, base, city, state,
+        zip, lon, lat, source, label, quality, x, y.
     streets
         street_key → a (Multi)LineString in the metric CRS.
     crs
         The metric CRS of x/y and street geometry.
+    street_points
+        street_key → an (n, 2) array of metric points known to lie on that street, with no
+        house number (transit stops at an intersection).
     """
 
     points: pd.DataFrame
     streets: dict[str, shapely.Geometry]
     crs: str
+    street_points: dict[str, np.ndarray] = field(default_factory=dict)
     zip_centres: dict[str, tuple[float, float]] = field(default_factory=dict)
     city_centres: dict[str, tuple[float, float]] = field(default_factory=dict)
     _by_address: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
@@ -306,6 +334,8 @@ class ReferenceIndex:
     _bases: list[str] = field(default_factory=list, repr=False)
     _city_state: dict[str, str] = field(default_factory=dict, repr=False)
     _by_squashed: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _crossings: dict[frozenset[str], np.ndarray] = field(default_factory=dict, repr=False)
+    _extent: dict[str, float] = field(default_factory=dict, repr=False)
     _to_metric: Transformer | None = field(default=None, repr=False)
     _to_wgs84: Transformer | None = field(default=None, repr=False)
 
@@ -324,9 +354,14 @@ class ReferenceIndex:
         ----------
         points
             Address points: ``lon``, ``lat`` (WGS84) and either ``address`` (a street line)
-            or ``number`` + ``street``; optional ``city``, ``state``, ``zip``, ``source``.
+            or ``number`` + ``street``; optional ``city``, ``state``, ``zip``, ``source``,
+            ``label`` (shown in the match, "transit stop 7109") and ``quality`` (what a
+            match on the point is worth: "address_point", the default, or "street" for a
+            point known only to stand on the street by that address, such as a bus stop).
         streets
-            Street centrelines: ``name`` and ``geometry`` (shapely lines in WGS84).
+            Street centrelines: ``name`` and ``geometry`` (shapely lines in WGS84). Rows
+            whose geometry is a Point are points on that street with no house number; an
+            optional ``cross`` column names the other street at such a point (a corner).
         centroids
             Points that only inform ZIP and city centres: ``lon``, ``lat``, ``zip``/``city``.
         crs
@@ -352,23 +387,44 @@ class ReferenceIndex:
         pts = pts.assign(x=np.asarray(x, float), y=np.asarray(y, float)).reset_index(drop=True)
 
         street_geoms: dict[str, list[shapely.Geometry]] = defaultdict(list)
+        on_street: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        corners: dict[frozenset[str], list[tuple[float, float]]] = defaultdict(list)
         if streets is not None and len(streets):
-            for name, geom in zip(streets["name"], streets["geometry"], strict=True):
+            crosses = streets["cross"] if "cross" in streets else [""] * len(streets)
+            for name, geom, cross in zip(
+                streets["name"], streets["geometry"], crosses, strict=True
+            ):
                 if geom is None or shapely.is_empty(geom):
                     continue
                 key = parse_street_name(name).street_key
-                if key:
+                if not key:
+                    continue
+                if geom.geom_type == "Point":
+                    x, y = to_metric.transform(geom.x, geom.y)
+                    on_street[key].append((float(x), float(y)))
+                    other = parse_street_name(clean_text(cross)).street_key
+                    if other and other != key:
+                        corners[frozenset((key, other))].append((float(x), float(y)))
+                else:
                     street_geoms[key].append(shapely.transform(geom, _xy_transform(to_metric)))
         merged = {k: shapely.line_merge(shapely.union_all(v)) for k, v in street_geoms.items()}
 
         index = cls(
-            points=pts, streets=merged, crs=str(crs), _to_metric=to_metric, _to_wgs84=to_wgs84
+            points=pts,
+            streets=merged,
+            crs=str(crs),
+            street_points={k: np.unique(np.array(v), axis=0) for k, v in on_street.items()},
+            _crossings={k: np.unique(np.array(v), axis=0) for k, v in corners.items()},
+            _to_metric=to_metric,
+            _to_wgs84=to_wgs84,
         )
         index._build(cen)
         log.info(
-            "reference index: %s address points, %s named streets, %s ZIP and %s city centres",
+            "reference index: %s address points, %s named streets, %s streets known by "
+            "points on them, %s ZIP and %s city centres",
             f"{len(pts):,}",
             f"{len(merged):,}",
+            f"{len(index.street_points):,}",
             f"{len(index.zip_centres):,}",
             f"{len(index.city_centres):,}",
         )
@@ -388,7 +444,7 @@ class ReferenceIndex:
                 x=sub["x"].to_numpy(float)[order],
                 y=sub["y"].to_numpy(float)[order],
             )
-        keys = set(self._by_street) | set(self.streets)
+        keys = set(self._by_street) | set(self.streets) | set(self.street_points)
         by_base: dict[str, list[str]] = defaultdict(list)
         for key in sorted(keys):
             by_base[parse_street_name(key).name or key].append(key)
@@ -451,22 +507,94 @@ class ReferenceIndex:
             return None  # a town of that name in another state
         return self.city_centres.get(city)
 
+    def street_extent(self, key: str) -> float:
+        """Return the bounding-box diagonal (metres) of everything known about a street.
+
+        Numbered points, centreline and points on the street together: a street name
+        found in two towns has a large extent, a short street in one place a small one.
+        """
+        if key in self._extent:
+            return self._extent[key]
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        sp = self._by_street.get(key)
+        if sp is not None:
+            xs.append(sp.x)
+            ys.append(sp.y)
+        if key in self.street_points:
+            xs.append(self.street_points[key][:, 0])
+            ys.append(self.street_points[key][:, 1])
+        if key in self.streets:
+            x0, y0, x1, y1 = shapely.bounds(self.streets[key])
+            xs.append(np.array([x0, x1]))
+            ys.append(np.array([y0, y1]))
+        if not xs:
+            extent = np.inf
+        else:
+            x, y = np.concatenate(xs), np.concatenate(ys)
+            extent = float(np.hypot(np.ptp(x), np.ptp(y)))
+        self._extent[key] = extent
+        return extent
+
+    def crossing_points(self, a: str, b: str) -> np.ndarray:
+        """Return metric points where streets ``a`` and ``b`` meet ((n, 2), maybe empty).
+
+        From points on the streets that name both (transit stops at that corner) where
+        there are any; else from where the two centrelines cross or come within 30 m; else
+        from points on one street within 60 m of the other's points or centreline.
+        """
+        corner = self._crossings.get(frozenset((a, b)))
+        if corner is not None and len(corner):
+            return corner
+        la, lb = self.streets.get(a), self.streets.get(b)
+        found: list[tuple[float, float]] = []
+        if la is not None and lb is not None:
+            inter = shapely.intersection(la, lb)
+            for g in shapely.get_parts(inter):
+                c = shapely.centroid(g)
+                if not shapely.is_empty(c):
+                    found.append((float(c.x), float(c.y)))
+            if not found and shapely.distance(la, lb) <= 30.0:
+                ends = shapely.get_coordinates(shapely.shortest_line(la, lb))
+                found.append((float(ends[:, 0].mean()), float(ends[:, 1].mean())))
+        if not found:
+            pa_, pb_ = self.street_points.get(a), self.street_points.get(b)
+            for pts, other_pts, other_line in ((pa_, pb_, lb), (pb_, pa_, la)):
+                if pts is None:
+                    continue
+                for x, y in pts:
+                    near_pt = other_pts is not None and bool(
+                        (np.hypot(other_pts[:, 0] - x, other_pts[:, 1] - y) <= 60.0).any()
+                    )
+                    near_line = other_line is not None and (
+                        shapely.distance(other_line, shapely.Point(x, y)) <= 60.0
+                    )
+                    if near_pt or near_line:
+                        found.append((float(x), float(y)))
+        return np.array(found, dtype=float).reshape(-1, 2)
+
     def known_zips(self) -> set[str]:
         """Return every ZIP that has a centre in the index."""
         return set(self.zip_centres)
 
     def street_keys_for(
-        self, parsed: ParsedAddress, *, fuzzy_min: float
+        self, parsed: ParsedAddress, *, fuzzy_min: float, exact_only: bool = True
     ) -> list[tuple[str, float]]:
-        """Return candidate street keys for a parsed address with a match score each."""
+        """Return candidate street keys for a parsed address with a match score each.
+
+        An exact key known to the index is the only candidate unless ``exact_only`` is
+        False; then the same name with another direction or type follows it ("BROAD ST"
+        also tries "E BROAD ST" and "W BROAD ST").
+        """
         key = parsed.street_key
-        if key in self._by_street or key in self.streets:
+        known = key in self._by_street or key in self.streets or key in self.street_points
+        if known and exact_only:
             return [(key, 100.0)]
         base = parsed.name
-        out: list[tuple[str, float]] = []
+        out: list[tuple[str, float]] = [(key, 100.0)] if known else []
         for cand in self._by_base.get(base, []):
             s = _compat_score(parsed, parse_street_name(cand))
-            if s:
+            if s and cand != key:
                 out.append((cand, s))
         if not out:
             # "City Gate" for "Citygate Dr", "Blue Ash" for "Blueash Rd": compare without spaces
@@ -540,6 +668,8 @@ def _normalise_points(points: pd.DataFrame) -> pd.DataFrame:
         "lon",
         "lat",
         "source",
+        "label",
+        "quality",
     ]
     if points is None or not len(points):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in cols}).astype(
@@ -567,6 +697,8 @@ def _normalise_points(points: pd.DataFrame) -> pd.DataFrame:
     )
     out["lon"], out["lat"] = lon, lat
     out["source"] = col("source") if "source" in points else ""
+    out["label"] = col("label") if "label" in points else ""
+    out["quality"] = [q or "address_point" for q in col("quality")]
     ok = np.isfinite(lon) & np.isfinite(lat) & ~((lon == 0) & (lat == 0))
     return out[ok].reset_index(drop=True)
 
@@ -610,7 +742,7 @@ def read_osm_reference(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     streets : pandas.DataFrame
         ``name`` and ``geometry`` (WGS84 LineString) for every named ``highway=*`` way of
         a road class, once per name variant (``name``, ``name_1``, ``alt_name``,
-        ``old_name``).
+        ``old_name``, and each route number in ``ref`` such as "US 62").
 
     Raises
     ------
@@ -654,9 +786,10 @@ def read_osm_reference(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                     )
                 )
             if obj.is_way() and tags.get("highway") in _STREET_HIGHWAYS:
-                variants = {tags.get(k) for k in ("name", "name_1", "alt_name", "old_name")} - {
-                    None
-                }
+                variants = {tags.get(k) for k in ("name", "name_1", "alt_name", "old_name")}
+                # route numbers ("US 62;SR 3"): transit stops and addresses use them as names
+                variants |= {r.strip() for r in (tags.get("ref") or "").split(";")}
+                variants -= {None, ""}
                 if not variants:
                     continue
                 coords = [(n.lon, n.lat) for n in obj.nodes if n.location.valid()]
@@ -698,24 +831,34 @@ def read_reference(
     -------
     points : pandas.DataFrame
         Columns as accepted by :meth:`ReferenceIndex.from_frames` (``address`` or
-        ``number``/``street``, ``city``, ``state``, ``zip``, ``lon``, ``lat``, ``source``).
+        ``number``/``street``, ``city``, ``state``, ``zip``, ``lon``, ``lat``, ``source``;
+        ``label`` for transit stops).
     streets : pandas.DataFrame
-        ``name``/``geometry`` (empty for non-OSM files).
+        ``name``/``geometry``: centrelines of an OSM file, points on streets (with
+        ``cross``) of a GTFS feed, empty for other files.
 
     Raises
     ------
     InputError
         If the file is missing or unreadable, or a mapped column is absent.
     """
+    from etl.gtfs import is_gtfs, read_gtfs_reference
     from etl.providers import read_table  # shared reader (encoding checks, BOM, columns)
 
     path = resolve(ref.path)
     fmt = ref.format
     if fmt == "auto":
         name = path.name.lower()
-        fmt = "osm" if (".osm" in name or name.endswith(".pbf")) else _format_from_suffix(name)
+        if ".osm" in name or name.endswith(".pbf"):
+            fmt = "osm"
+        elif is_gtfs(path):
+            fmt = "gtfs"
+        else:
+            fmt = _format_from_suffix(name)
     if fmt == "osm":
         return read_osm_reference(path)
+    if fmt == "gtfs":
+        return read_gtfs_reference(path, source=ref.source)
     frame, lonlat = read_table(
         path,
         fmt=fmt,
@@ -824,6 +967,11 @@ class OfflineGeocoder:
         self.index = index
         self.fuzzy_min_score = fuzzy_min_score
         self.max_hint_m = max_hint_km * 1000.0
+        pts = index.points
+        self._px = pts["x"].to_numpy(float)
+        self._py = pts["y"].to_numpy(float)
+        self._labels = pts["label"].to_numpy(object) if "label" in pts else None
+        self._quality = pts["quality"].to_numpy(object) if "quality" in pts else None
 
     def geocode(self, addresses: pd.DataFrame) -> pd.DataFrame:
         """Geocode every row; see the module docstring for the result columns.
@@ -886,10 +1034,16 @@ class OfflineGeocoder:
         """
         idx = self.index
         hint, hint_label = self._hint(p)
+        by_zip = hint_label.startswith("ZIP")
         if hint is None and (p.zip or p.city):
-            # The row names a ZIP or town the reference does not cover: a street of the same
-            # name in the reference is most likely another town's.
+            # The row names a ZIP or town the reference does not know: a street of the same
+            # name in the reference is most likely another town's (a "200 E State St" is in
+            # most Ohio towns), however unique it is in the reference.
             return None
+        if p.kind == "intersection":
+            hit = self._intersection(p, hint, hint_label)
+            if hit is not None:
+                return hit
         if p.name:
             cands = idx.street_keys_for(p, fuzzy_min=self.fuzzy_min_score)
             if p.number and cands:
@@ -901,16 +1055,28 @@ class OfflineGeocoder:
                         hits = [h for c in cands if (h := method(p, [c], hint)) is not None][:1]
                     if hits:
                         return _closest(hits, hint)
-            for key, score in cands:
-                if score < 85 or not hint_label.startswith("ZIP"):
-                    # a different street type ("Metro Pl" vs "Metro Ave"), or only a city to
-                    # say where along a long street: a city centre is the honest answer
-                    continue
-                hit = self._street_center(key, hint)
+            if p.number and cands and hint is not None and not by_zip:
+                hit = self._wide(p, cands, hint)
                 if hit is not None:
-                    x, y = hit
-                    where = f" near {hint_label}" if hint_label else ""
-                    return x, y, "street_center", round(score * 0.8, 1), f"{key}{where}"
+                    return hit
+            for key, score in cands:
+                if score < 85:
+                    continue  # a different street type ("Metro Pl" vs "Metro Ave")
+                if by_zip:
+                    pt = self._street_center(key, hint)
+                    where = f" near {hint_label}"
+                elif key in idx.streets and idx.street_extent(key) <= SHORT_STREET_M:
+                    # only a town's centre (or, for a row with no ZIP or town, nothing) says
+                    # where to look: a short street still places the row within its length.
+                    # Its centreline says how long it is; a street known only from a stop or
+                    # two may run on for kilometres.
+                    pt = self._street_center(key, hint, radius=self._far_m)
+                    length = f"a street of {idx.street_extent(key):,.0f} m"
+                    where = f" ({length} near {hint_label})" if hint_label else f" ({length})"
+                else:
+                    continue  # a long street and only a town's centre: the town is honest
+                if pt is not None:
+                    return pt[0], pt[1], "street_center", round(score * 0.8, 1), f"{key}{where}"
         if p.zip and p.zip in idx.zip_centres:
             x, y = idx.zip_centres[p.zip]
             return x, y, "zip", 40.0, f"ZIP {p.zip}"
@@ -919,6 +1085,10 @@ class OfflineGeocoder:
             return centre[0], centre[1], "city", 25.0, p.city
         return None
 
+    @property
+    def _far_m(self) -> float:
+        return 2.5 * self.max_hint_m
+
     def _near_hint(
         self, x: np.ndarray, y: np.ndarray, hint: tuple[float, float] | None
     ) -> np.ndarray:
@@ -926,46 +1096,80 @@ class OfflineGeocoder:
             return np.ones(len(x), dtype=bool)
         return np.hypot(x - hint[0], y - hint[1]) <= self.max_hint_m
 
+    def _label(self, rows: np.ndarray | list[int]) -> str:
+        if self._labels is None:
+            return ""
+        labels = self._labels[np.asarray(rows, dtype=int)]
+        named = sorted({str(v) for v in labels if v})
+        return f" ({named[0]})" if len(named) == 1 else ""
+
     def _address_point(
         self, p: ParsedAddress, cands: list[tuple[str, float]], hint: tuple[float, float] | None
     ) -> tuple[float, float, str, float, str] | None:
-        pts = self.index.points
         for key, score in cands:
-            rows = self.index._by_address.get((p.number, key))
-            if rows is None and p.number_int is not None and str(p.number_int) != p.number:
-                rows = self.index._by_address.get((str(p.number_int), key))
+            rows = self._address_rows(p, key)
             if rows is None:
                 continue
-            x = pts["x"].to_numpy()[rows]
-            y = pts["y"].to_numpy()[rows]
+            x, y = self._px[rows], self._py[rows]
             ok = self._near_hint(x, y, hint)
             if not ok.any():
                 # One place only, a little beyond the ZIP's reach: the ZIP is likely wrong.
-                one_place = float(np.hypot(x - x.mean(), y - y.mean()).max()) <= 500
+                one_place = float(np.hypot(x - x.mean(), y - y.mean()).max()) <= ONE_PLACE_M
                 if hint is None or not one_place:
                     continue
-                if np.hypot(x.mean() - hint[0], y.mean() - hint[1]) > 2.5 * self.max_hint_m:
+                if np.hypot(x.mean() - hint[0], y.mean() - hint[1]) > self._far_m:
                     continue
+                rows, x, y, quality = self._best_points(rows, x, y)
                 k = int(np.argmin(np.hypot(x - x.mean(), y - y.mean())))
                 return (
-                    float(x[k]), float(y[k]), "address_point", round(score * 0.7, 1),
-                    f"{p.number} {key} (far from its ZIP/city)",
+                    float(x[k]), float(y[k]), quality, round(score * 0.7, 1),
+                    f"{p.number} {key}{self._label(rows[[k]])} (far from its ZIP/city)",
                 )  # fmt: skip
-            x, y = x[ok], y[ok]
+            rows, x, y = rows[ok], x[ok], y[ok]
             if hint is not None:
                 j = int(np.argmin(np.hypot(x - hint[0], y - hint[1])))
                 # several points at one address (tenants): take the one nearest the others
                 near = np.hypot(x - x[j], y - y[j]) <= 300
-                xs, ys = x[near], y[near]
+                rows, xs, ys = rows[near], x[near], y[near]
             else:
                 xs, ys = x, y
+            rows, xs, ys, quality = self._best_points(rows, xs, ys)
             mx, my = float(np.median(xs)), float(np.median(ys))
             k = int(np.argmin(np.hypot(xs - mx, ys - my)))
-            return float(xs[k]), float(ys[k]), "address_point", score, f"{p.number} {key}"
+            return (
+                float(xs[k]), float(ys[k]), quality, score,
+                f"{p.number} {key}{self._label(rows[[k]])}",
+            )  # fmt: skip
         return None
 
+    def _best_points(
+        self, rows: np.ndarray, x: np.ndarray, y: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+        """Keep the points of the best quality among copies of one address, and that quality.
+
+        A building's own point ("address_point") beats a bus stop named after the address
+        (a "street" point: it stands at the kerb, often tens of metres away).
+        """
+        if self._quality is None:
+            return rows, x, y, "address_point"
+        quality = self._quality[rows]
+        best = min(quality, key=lambda q: QUALITY_RANK.get(q, 99))
+        keep = quality == best
+        return rows[keep], x[keep], y[keep], str(best)
+
+    def _address_rows(self, p: ParsedAddress, key: str) -> np.ndarray | None:
+        rows = self.index._by_address.get((p.number, key))
+        if rows is None and p.number_int is not None and str(p.number_int) != p.number:
+            rows = self.index._by_address.get((str(p.number_int), key))
+        return rows
+
     def _interpolate(
-        self, p: ParsedAddress, cands: list[tuple[str, float]], hint: tuple[float, float] | None
+        self,
+        p: ParsedAddress,
+        cands: list[tuple[str, float]],
+        hint: tuple[float, float] | None,
+        *,
+        radius: float | None = None,
     ) -> tuple[float, float, str, float, str] | None:
         n = p.number_int
         if n is None:
@@ -974,7 +1178,11 @@ class OfflineGeocoder:
             sp = self.index._by_street.get(key)
             if sp is None:
                 continue
-            ok = self._near_hint(sp.x, sp.y, hint)
+            if hint is None:
+                ok = np.ones(len(sp.x), dtype=bool)
+            else:
+                reach = self.max_hint_m if radius is None else radius
+                ok = np.hypot(sp.x - hint[0], sp.y - hint[1]) <= reach
             if ok.sum() == 0:
                 continue
             nums, xs, ys = sp.numbers[ok], sp.x[ok], sp.y[ok]
@@ -991,21 +1199,108 @@ class OfflineGeocoder:
             return x, y, "street", q, f"{p.number} {key} (between {span} numbers)"
         return None
 
+    def _wide(
+        self, p: ParsedAddress, cands: list[tuple[str, float]], hint: tuple[float, float]
+    ) -> tuple[float, float, str, float, str] | None:
+        """Second look for a row whose ZIP is unknown but whose town is known.
+
+        A town's centre says little about where along a long street the row lies (Columbus
+        spans 30 km): address points and numbers up to ``2.5 * max_hint_km`` from it are
+        taken, the nearest first, for street names of a compatible type only.
+        """
+        why = "far from its town centre"
+        cands = [c for c in cands if c[1] >= 85]
+        for key, score in cands:
+            rows = self._address_rows(p, key)
+            if rows is None:
+                continue
+            x, y = self._px[rows], self._py[rows]
+            ok = np.hypot(x - hint[0], y - hint[1]) <= self._far_m
+            rows, x, y = rows[ok], x[ok], y[ok]
+            if not len(x):
+                continue
+            j = int(np.argmin(np.hypot(x - hint[0], y - hint[1])))
+            near = np.hypot(x - x[j], y - y[j]) <= ONE_PLACE_M
+            rows, x, y, quality = self._best_points(rows[near], x[near], y[near])
+            k = int(np.argmin(np.hypot(x - np.median(x), y - np.median(y))))
+            return (
+                float(x[k]), float(y[k]), quality, round(score * 0.8, 1),
+                f"{p.number} {key}{self._label(rows[[k]])} ({why})",
+            )  # fmt: skip
+        for key, score in cands:
+            hit = self._interpolate(p, [(key, score)], hint, radius=self._far_m)
+            if hit is not None:
+                x, y, quality, q, match = hit
+                return x, y, quality, round(q * 0.9, 1), f"{match[:-1]}; {why})"
+        return None
+
+    def _intersection(
+        self, p: ParsedAddress, hint: tuple[float, float] | None, hint_label: str
+    ) -> tuple[float, float, str, float, str] | None:
+        """Place "Main St & High St" where the two streets meet (quality "street")."""
+        idx = self.index
+        fuzzy = self.fuzzy_min_score
+        a_cands = idx.street_keys_for(p, fuzzy_min=fuzzy, exact_only=False)[:4]
+        cross = parse_street_name(p.cross)
+        b_cands = idx.street_keys_for(cross, fuzzy_min=fuzzy, exact_only=False)[:4]
+        if hint is None:
+            reach = None
+        else:
+            reach = self.max_hint_m if hint_label.startswith("ZIP") else self._far_m
+        found: list[tuple[float, str, str, np.ndarray]] = []
+        for ka, sa in a_cands:
+            for kb, sb in b_cands:
+                if ka == kb:
+                    continue
+                pts = idx.crossing_points(ka, kb)
+                if hint is not None and len(pts):
+                    pts = pts[np.hypot(pts[:, 0] - hint[0], pts[:, 1] - hint[1]) <= reach]
+                if len(pts):
+                    found.append((min(sa, sb), ka, kb, pts))
+        if not found:
+            return None
+        found.sort(key=lambda t: -t[0])
+        score, ka, kb, pts = found[0]
+        if hint is not None:
+            j = int(np.argmin(np.hypot(pts[:, 0] - hint[0], pts[:, 1] - hint[1])))
+            pts = pts[np.hypot(pts[:, 0] - pts[j, 0], pts[:, 1] - pts[j, 1]) <= ONE_PLACE_M]
+        elif np.hypot(*np.ptp(pts, axis=0)) > ONE_PLACE_M:
+            return None  # the two names meet in several places: no telling which
+        x, y = float(pts[:, 0].mean()), float(pts[:, 1].mean())
+        return x, y, "street", round(score * 0.9, 1), f"{ka} & {kb}"
+
     def _street_center(
-        self, key: str, hint: tuple[float, float] | None
+        self, key: str, hint: tuple[float, float] | None, *, radius: float | None = None
     ) -> tuple[float, float] | None:
-        line = self.index.streets.get(key)
-        if line is not None:
-            if hint is not None:
-                pt = _nearest_on(line, *hint)
-                if pt is not None and np.hypot(pt[0] - hint[0], pt[1] - hint[1]) <= self.max_hint_m:
-                    return pt
+        """The point of a street nearest ``hint`` (within ``radius``), or its middle."""
+        idx = self.index
+        line = idx.streets.get(key)
+        on_street = idx.street_points.get(key)
+        sp = idx._by_street.get(key)
+        if hint is None:
+            if line is not None:
+                c = shapely.line_interpolate_point(line, 0.5, normalized=True)
+                return float(c.x), float(c.y)
+            if on_street is not None:
+                xy = on_street
+            elif sp is not None:
+                xy = np.column_stack([sp.x, sp.y])
+            else:
                 return None
-            c = shapely.line_interpolate_point(line, 0.5, normalized=True)
-            return float(c.x), float(c.y)
-        sp = self.index._by_street.get(key)
-        if sp is not None:
-            ok = self._near_hint(sp.x, sp.y, hint)
+            k = int(np.argmin(np.hypot(*(xy - np.median(xy, axis=0)).T)))
+            return float(xy[k, 0]), float(xy[k, 1])
+        reach = self.max_hint_m if radius is None else radius
+        options: list[tuple[float, float]] = []
+        if line is not None and (pt := _nearest_on(line, *hint)) is not None:
+            options.append(pt)
+        if on_street is not None:
+            k = int(np.argmin(np.hypot(on_street[:, 0] - hint[0], on_street[:, 1] - hint[1])))
+            options.append((float(on_street[k, 0]), float(on_street[k, 1])))
+        options = [o for o in options if np.hypot(o[0] - hint[0], o[1] - hint[1]) <= reach]
+        if options:
+            return min(options, key=lambda o: np.hypot(o[0] - hint[0], o[1] - hint[1]))
+        if line is None and on_street is None and sp is not None:
+            ok = np.hypot(sp.x - hint[0], sp.y - hint[1]) <= reach
             if ok.any():
                 return float(np.median(sp.x[ok])), float(np.median(sp.y[ok]))
         return None

@@ -735,7 +735,7 @@ def _geocode_missing(work: pd.DataFrame, area: _Area, geocoder: Geocoder | None)
     work["_addr_key"] = [p.address_key for p in parsed]
     work["_parse_kind"] = [p.kind for p in parsed]
     suspect = open_ & has & ~inside & aoi & (work["_addr_key"] != "").to_numpy()
-    need = open_ & ~has & (work["_parse_kind"] == "street").to_numpy()
+    need = open_ & ~has & work["_parse_kind"].isin(["street", "intersection"]).to_numpy()
     ask = need | suspect
     work["_geo_lon"], work["_geo_lat"] = np.nan, np.nan
     work["_geo_quality"] = ""

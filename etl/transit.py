@@ -21,9 +21,7 @@ says so (``routes_from``).
 
 from __future__ import annotations
 
-import io
 import logging
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ import pyproj
 import shapely
 
 from etl._errors import InputError
+from etl.gtfs import Feed
 from etl.network import ModeNetwork
 
 logger = logging.getLogger(__name__)
@@ -73,73 +72,6 @@ class TransitStops:
     feed: dict[str, Any] = field(default_factory=dict)
 
 
-class _Feed:
-    """Read the member tables of a GTFS feed stored as a folder or a zip file."""
-
-    def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        if path.is_file() and path.name == "stops.txt":
-            path = path.parent
-        if not path.exists():
-            msg = f"{path}: GTFS feed not found (a folder, a .zip or its stops.txt)"
-            raise InputError(msg)
-        self.path = path
-        self._zip = None
-        if path.is_file():
-            try:
-                self._zip = zipfile.ZipFile(path)
-            except zipfile.BadZipFile:
-                msg = f"{path}: not a zip file; give a GTFS feed as a folder, a .zip or stops.txt"
-                raise InputError(msg) from None
-            self._names = {Path(n).name: n for n in self._zip.namelist()}
-        else:
-            self._names = {p.name: p.name for p in path.iterdir() if p.is_file()}
-
-    def has(self, name: str) -> bool:
-        return name in self._names
-
-    def where(self, name: str) -> str:
-        return f"{self.path}!{name}" if self._zip else str(self.path / name)
-
-    def table(self, name: str, *, usecols: list[str] | None = None) -> pd.DataFrame:
-        """A GTFS table as strings (UTF-8, a byte-order mark allowed, as the spec says)."""
-        if not self.has(name):
-            msg = f"{self.where(name)}: missing from the GTFS feed"
-            raise InputError(msg)
-        raw = (
-            self._zip.read(self._names[name])
-            if self._zip
-            else (self.path / self._names[name]).read_bytes()
-        )
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            msg = (
-                f"{self.where(name)}: line {line} is not UTF-8 (GTFS files must be UTF-8); "
-                "re-save the file as UTF-8"
-            )
-            raise InputError(msg) from None
-        try:
-            frame = pd.read_csv(
-                io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True
-            )
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            msg = f"{self.where(name)}: cannot read as CSV ({exc})"
-            raise InputError(msg) from None
-        frame.columns = [c.strip() for c in frame.columns]
-        if usecols is not None:
-            missing = [c for c in usecols if c not in frame.columns]
-            if missing:
-                msg = (
-                    f"{self.where(name)}: no column {', '.join(map(repr, missing))}; "
-                    f"the header has {', '.join(frame.columns)}"
-                )
-                raise InputError(msg)
-            frame = frame[usecols]
-        return frame
-
-
 def read_gtfs_stops(
     path: str | Path,
     *,
@@ -172,7 +104,7 @@ def read_gtfs_stops(
         When the feed, ``stops.txt`` or one of its required columns is missing, or a file
         is not UTF-8 CSV.
     """
-    feed = _Feed(path)
+    feed = Feed(path)
     raw = feed.table("stops.txt")
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
@@ -265,7 +197,7 @@ def read_gtfs_stops(
     return TransitStops(stops=stops, rejects=rejects, feed=info)
 
 
-def _route_names(feed: _Feed) -> dict[str, str]:
+def _route_names(feed: Feed) -> dict[str, str]:
     routes = feed.table("routes.txt")
     if "route_id" not in routes.columns:
         msg = f"{feed.where('routes.txt')}: no column 'route_id'"
@@ -287,7 +219,7 @@ def _sorted_routes(names: set[str]) -> list[str]:
     return sorted(names, key=key)
 
 
-def stop_routes(feed: _Feed, stops: gpd.GeoDataFrame, *, crs: str) -> tuple[list[list[str]], str]:
+def stop_routes(feed: Feed, stops: gpd.GeoDataFrame, *, crs: str) -> tuple[list[list[str]], str]:
     """The route names serving each stop, and where they come from.
 
     Parameters
@@ -346,7 +278,7 @@ def stop_routes(feed: _Feed, stops: gpd.GeoDataFrame, *, crs: str) -> tuple[list
     return [_sorted_routes(served.get(s, set())) for s in stops["stop_id"]], source
 
 
-def _shape_lines(feed: _Feed, *, crs: str) -> gpd.GeoDataFrame:
+def _shape_lines(feed: Feed, *, crs: str) -> gpd.GeoDataFrame:
     shapes = feed.table(
         "shapes.txt", usecols=["shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence"]
     )
@@ -365,7 +297,7 @@ def _shape_lines(feed: _Feed, *, crs: str) -> gpd.GeoDataFrame:
     ).to_crs(crs)
 
 
-def _feed_info(feed: _Feed) -> dict[str, Any]:
+def _feed_info(feed: Feed) -> dict[str, Any]:
     info: dict[str, Any] = {}
     if feed.has("agency.txt"):
         agency = feed.table("agency.txt")

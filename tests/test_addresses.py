@@ -13,6 +13,8 @@ from etl.addresses import (
     normalize_state,
     normalize_zip,
     parse_address,
+    parse_intersection,
+    parse_named_street,
     parse_street_name,
 )
 
@@ -127,3 +129,72 @@ def test_parse_never_raises_and_keys_are_normalised(line1: str, line2: str) -> N
     assert "," not in p.street_key and "." not in p.street_key
     if p.kind == "street":
         assert p.number_int is not None and p.address_key.startswith(p.number)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "unit"),
+    [
+        ("349 Olde Ridenour Road", "349 OLD RIDENOUR RD", ""),  # the street sign says "Old"
+        ("470 Olde Worthington Road", "470 OLD WORTHINGTON RD", ""),
+        ("525 Metro Place N Suite 150A", "525 METRO PL N", "SUITE 150A"),
+        ("5150  E.Main St Suite 105", "5150 E MAIN ST", "SUITE 105"),  # glued direction
+        ("3964 Hamilton Square Blvd.", "3964 HAMILTON SQUARE BLVD", ""),
+        ("6991 Margarum Bend", "6991 MARGARUM BND", ""),
+        ("1100 Mt Vernon Ave", "1100 MOUNT VERNON AVE", ""),
+        ("4000 State Route 161", "4000 SR 161", ""),
+        ("4000 State Rte 161", "4000 SR 161", ""),
+        ("10 US Highway 23 N", "10 US 23 N", ""),
+    ],
+)
+def test_street_name_variants_normalise(raw: str, key: str, unit: str) -> None:
+    p = parse_address(raw)
+    assert (p.address_key, p.unit, p.kind) == (key, unit, "street")
+
+
+def test_olde_and_route_names_match_their_street_sign_spelling() -> None:
+    assert parse_street_name("OLDE RIDENOUR RD").street_key == "OLD RIDENOUR RD"
+    assert parse_street_name("STATE RTE 161").street_key == "SR 161"
+    assert parse_street_name("US 62").street_key == "US 62"
+    assert parse_street_name("Olde Town Rd").street_key == "OLD TOWN RD"
+    assert parse_street_name("Olde").street_key == "OLDE"  # a one-word name stays
+
+
+@pytest.mark.parametrize(
+    ("raw", "first", "cross"),
+    [
+        ("Main St & High St", "MAIN ST", "HIGH ST"),
+        ("corner of E Main St and S High St", "E MAIN ST", "S HIGH ST"),
+        ("NE Corner, 21st St. & Washington Ave.", "21ST ST", "WASHINGTON AVE"),
+        ("US 62 @ Old Ridenour Rd", "US 62", "OLD RIDENOUR RD"),
+        ("Stelzer Rd at Easton Way", "STELZER RD", "EASTON WAY"),
+    ],
+)
+def test_intersections(raw: str, first: str, cross: str) -> None:
+    p = parse_address(raw, "", "Columbus", "OH", "43215")
+    assert (p.kind, p.street_key, p.cross, p.number) == ("intersection", first, cross, "")
+    assert p.one_line == f"{first} & {cross}, COLUMBUS, OH 43215"
+    assert not p.ok
+    assert parse_intersection(raw) is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "1130 Koebel Rd & Lockbourne Rd",  # a house number: an address, not a corner
+        "Stelzer Rd at Sams Club",  # a shop is no street
+        "Tom & Jerry Clinic",
+        "Crossroads Care / 7211 Sawmill Road",
+        "Main St & Main St",
+        "Westwoods Blvd & Westwoods Park & Ride",  # three parts
+    ],
+)
+def test_not_intersections(raw: str) -> None:
+    assert parse_intersection(raw) is None
+    assert parse_address(raw).kind != "intersection"
+
+
+def test_parse_named_street_needs_a_type_or_route_number() -> None:
+    assert parse_named_street("Hamilton Square Blvd").street_key == "HAMILTON SQUARE BLVD"
+    assert parse_named_street("State Rte 161").street_key == "SR 161"
+    for vague in ("McNaughten", "Sams Club", "Eastland NB Lot", "Unnamed Aly", ""):
+        assert parse_named_street(vague) is None, vague

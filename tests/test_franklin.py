@@ -66,7 +66,7 @@ def test_providers_from_five_lists(bundle: Bundle) -> None:
         )
     counts = prov["category"].value_counts().to_dict()
     assert counts == {
-        "buprenorphine": 234,
+        "buprenorphine": 235,
         "treatment_facility": 48,
         "naltrexone": 38,
         "methadone": 11,
@@ -76,7 +76,7 @@ def test_providers_from_five_lists(bundle: Bundle) -> None:
     assert otp["source"].str.contains("samhsa-otp-directory").sum() >= 9
     inside = prov[prov["on_network"]]["category"].value_counts().to_dict()
     assert inside == {
-        "buprenorphine": 173,
+        "buprenorphine": 171,
         "treatment_facility": 39,
         "naltrexone": 27,
         "methadone": 8,

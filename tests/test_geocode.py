@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from pyproj import Geod
 
 from etl._errors import InputError
-from etl.config import RegionConfig
+from etl.config import RegionConfig, load_config
 from etl.geocode import (
     CensusBatchGeocoder,
     CensusConfig,
@@ -38,8 +39,11 @@ from etl.geocode import (
     nominatim_quality,
     parse_census_batch,
     read_osm_reference,
+    read_reference,
 )
+from etl.gtfs import is_gtfs, parse_stop_name, read_gtfs_reference
 
+ROOT = Path(__file__).resolve().parents[1]
 RECORDED = Path(__file__).parent / "data" / "recorded"
 GEOD = Geod(ellps="WGS84")
 
@@ -197,6 +201,7 @@ OSM_XML = """<?xml version='1.0' encoding='UTF-8'?>
   <node id="6" lat="39.9701" lon="-82.9899" version="1"/>
   <way id="10" version="1"><nd ref="1"/><nd ref="2"/><nd ref="99"/>
     <tag k="highway" v="primary"/><tag k="name" v="North High Street"/><tag k="name_1" v="US 23"/>
+    <tag k="ref" v="US 23;SR 3"/>
   </way>
   <way id="11" version="1"><nd ref="4"/><nd ref="5"/><nd ref="6"/><nd ref="4"/>
     <tag k="building" v="yes"/><tag k="addr:housenumber" v="181"/>
@@ -215,7 +220,8 @@ def test_read_osm_reference_points_and_streets(tmp_path: Path) -> None:
     assert sorted(pts["number"]) == ["120", "181"]
     taylor = pts[pts["number"] == "181"].iloc[0]
     assert taylor["lat"] == pytest.approx((39.97 + 39.9701 * 2 + 39.97) / 4, abs=1e-4)
-    assert sorted(streets["name"]) == ["North High Street", "US 23"]  # footway skipped
+    # footway skipped; route numbers from ref are names too
+    assert sorted(streets["name"]) == ["North High Street", "SR 3", "US 23"]
     assert streets["geometry"].iloc[0].length == pytest.approx(0.03)  # missing node 99 cut
     index = ReferenceIndex.from_frames(pts, streets=streets, crs="EPSG:32617")
     r = OfflineGeocoder(index).geocode(
@@ -497,3 +503,296 @@ def test_offline_accuracy_on_reference_points(offline: OfflineGeocoder) -> None:
         for a, b, c, d in zip(res["lon"], res["lat"], pts["lon"], pts["lat"], strict=True)
     ]
     assert max(errors) < 1.0
+
+
+# -- GTFS stops as a reference ------------------------------------------------------------------
+
+STOPS_TXT = (
+    "\ufeffstop_id,stop_code,stop_name,stop_desc,stop_lat,stop_lon,location_type\n"
+    "METS495E,7109,495 METRO PL S,,40.093614,-83.132103,\n"
+    "METS565S,7108,565 METRO PL S,,40.095083,-83.133166,0\n"
+    "FISRIDN,5503,FISHINGER BLVD & RIDGE MILL DR,,40.031631,-83.115909,\n"
+    "FISRIDS,5504,FISHINGER BLVD & RIDGE MILL DR,,40.031431,-83.115709,\n"
+    "US6OLDW,7655,US 62 & OLD RIDENOUR RD,US 62 & OLDE RIDENOUR RD,40.018934,-82.882543,\n"
+    "SOUTER4,411,COTA TRANSIT TERMINAL BAY 4,,39.957151,-82.999079,\n"
+    "ENT1,,100 MAIN ENTRANCE ST,,39.95,-83.0,2\n"
+    "ZERO,1,0 N HIGH ST & E 15TH AVE,,0,0,\n"
+    "OPP433,2,OPPOSITE 433 OBETZ RD,,39.88,-82.95,\n"
+)
+AGENCY_TXT = "agency_id,agency_name,agency_url,agency_timezone\nT,Test Transit,http://t,UTC\n"
+STOP_495 = (-83.132103, 40.093614)
+RIDGE_MILL_CORNER = (-83.115809, 40.031531)  # mean of the two corner stops
+
+
+def write_feed(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "stops.txt").write_text(STOPS_TXT, encoding="utf-8")
+    (folder / "agency.txt").write_text(AGENCY_TXT, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "number", "street", "streets"),
+    [
+        ("495 METRO PL S", "495", "METRO PL S", ("METRO PL S",)),
+        (
+            "S HAMILTON RD & HAMILTON SQUARE BLVD",
+            "",
+            "",
+            ("S HAMILTON RD", "HAMILTON SQUARE BLVD"),
+        ),
+        ("US 62 & OLDE RIDENOUR RD", "", "", ("US 62", "OLD RIDENOUR RD")),
+        ("STATE RTE 161 AND CLEVELAND AVE", "", "", ("SR 161", "CLEVELAND AVE")),
+        ("1130 KOEBEL RD & LOCKBOURNE RD", "1130", "KOEBEL RD", ("KOEBEL RD", "LOCKBOURNE RD")),
+        ("0 N HIGH ST & E 15TH AVE", "", "", ("N HIGH ST", "E 15TH AVE")),  # 0 is no number
+        ("OPPOSITE 433 OBETZ RD", "", "", ("OBETZ RD",)),  # across the street
+        ("STELZER RD AT SAMS CLUB", "", "", ("STELZER RD",)),
+        ("CLEVELAND AVE & NORTHERN LIGHTS PARK & RIDE", "", "", ("CLEVELAND AVE",)),
+        ("MCNAUGHTEN & CHERRY HILL DR", "", "", ("CHERRY HILL DR",)),  # no type: too vague
+        ("COTA TRANSIT TERMINAL BAY 4", "", "", ()),
+        ("2050 Unit KINGSTON", "", "", ()),
+        ("", "", "", ()),
+    ],
+)
+def test_parse_stop_name(name: str, number: str, street: str, streets: tuple[str, ...]) -> None:
+    parsed = parse_stop_name(name)
+    assert (parsed.number, parsed.street, parsed.streets) == (number, street, streets)
+    assert parsed.is_address == bool(number)
+
+
+def test_read_gtfs_reference_folder_zip_and_stops_txt(tmp_path: Path) -> None:
+    folder = write_feed(tmp_path / "feed")
+    archive = tmp_path / "feed.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(folder / "stops.txt", "gtfs/stops.txt")
+        zf.write(folder / "agency.txt", "gtfs/agency.txt")
+    for path in (folder, folder / "stops.txt", archive):
+        assert is_gtfs(path)
+        pts, on_street = read_gtfs_reference(path)
+        assert pts["address"].tolist() == ["495 METRO PL S", "565 METRO PL S"]
+        assert pts["label"].tolist() == ["transit stop 7109", "transit stop 7108"]
+        assert set(pts["quality"]) == {"street"}
+        assert set(pts["source"]) == {"Test Transit GTFS stops"}
+        # entrances (location_type 2) and (0, 0) are skipped; both spellings of a corner
+        # normalise to one; the terminal bay names no street
+        counts = on_street["name"].value_counts().to_dict()
+        assert counts == {
+            "METRO PL S": 2, "FISHINGER BLVD": 2, "RIDGE MILL DR": 2, "US 62": 1,
+            "OLD RIDENOUR RD": 1, "OBETZ RD": 1,
+        }  # fmt: skip
+        ridge = on_street[on_street["name"] == "RIDGE MILL DR"]
+        assert set(ridge["cross"]) == {"FISHINGER BLVD"}
+        assert all(g.geom_type == "Point" for g in on_street["geometry"])
+    assert not is_gtfs(tmp_path / "poi.csv")
+    pts, _ = read_gtfs_reference(folder, source="COTA GTFS stops")
+    assert set(pts["source"]) == {"COTA GTFS stops"}
+
+
+def test_read_gtfs_reference_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="GTFS feed not found"):
+        read_gtfs_reference(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"missing; a GTFS feed needs stops\.txt"):
+        read_gtfs_reference(tmp_path / "empty")
+    bad = tmp_path / "bad" / "stops.txt"
+    bad.parent.mkdir()
+    bad.write_text("stop_id,stop_lat,stop_lon\nA,40,-83\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"stops.txt: no column 'stop_name'"):
+        read_gtfs_reference(bad)
+    bad.write_bytes(b"stop_id,stop_name,stop_lat,stop_lon\nA,CAF\xe9 ST,40,-83\n")
+    with pytest.raises(InputError, match="line 2 is not UTF-8"):
+        read_gtfs_reference(bad)
+
+
+def transit_index(tmp_path: Path, *, poi: bool = False) -> ReferenceIndex:
+    """The test feed (found by name) + ZIP centres for Dublin, Hilliard and Gahanna."""
+    refs = [ReferenceSource(path=str(write_feed(tmp_path / "feed")), source="COTA GTFS stops")]
+    (tmp_path / "zips.csv").write_text(
+        "zip,lon,lat\n43017,-83.12,40.09\n43026,-83.13,40.03\n43230,-82.88,40.02\n",
+        encoding="utf-8",
+    )
+    refs.append(
+        ReferenceSource(
+            path=str(tmp_path / "zips.csv"),
+            use="centroids",
+            columns={"zip": "zip", "lon": "lon", "lat": "lat"},
+        )
+    )
+    if poi:
+        (tmp_path / "poi.csv").write_text(
+            "X,Y,LSN\n-83.1325,40.0932,495 METRO PL S\n", encoding="utf-8"
+        )
+        refs.append(
+            ReferenceSource(
+                path=str(tmp_path / "poi.csv"), columns={"address": "LSN", "lon": "X", "lat": "Y"}
+            )
+        )
+    return build_reference_index(refs, crs="EPSG:32617")
+
+
+def test_transit_stop_named_after_an_address_is_street_quality(tmp_path: Path) -> None:
+    geocoder = OfflineGeocoder(transit_index(tmp_path))
+    r = one(geocoder, "495 Metro Place South, Suite 160", "43017", city="Dublin")
+    assert r["geocode_quality"] == "street"  # the stop is at the kerb, not the building
+    assert r["geocode_match"] == "495 METRO PL S (transit stop 7109)"
+    assert (r["lon"], r["lat"]) == pytest.approx(STOP_495, abs=1e-6)
+    # two numbered stops bracket the number: interpolated between them
+    r = one(geocoder, "530 Metro Pl S", "43017")
+    assert r["geocode_quality"] == "street"
+    assert "between 70 numbers" in r["geocode_match"]
+    assert 40.0936 < r["lat"] < 40.0951
+    # the city's own point for the address wins over the stop
+    with_poi = OfflineGeocoder(transit_index(tmp_path / "b", poi=True))
+    r = one(with_poi, "495 Metro Place South", "43017")
+    assert r["geocode_quality"] == "address_point"
+    assert (r["lon"], r["lat"]) == pytest.approx((-83.1325, 40.0932), abs=1e-6)
+
+
+def test_street_known_only_from_intersection_stops_is_street_center(tmp_path: Path) -> None:
+    geocoder = OfflineGeocoder(transit_index(tmp_path))
+    r = one(geocoder, "3720 Ridge Mill Drive", "43026", city="Hilliard")
+    # no number anywhere on the street: where along it is unknown, so not "street"
+    assert r["geocode_quality"] == "street_center"
+    assert r["geocode_match"] == "RIDGE MILL DR near ZIP 43026"
+    assert dist_m(r["lon"], r["lat"], *RIDGE_MILL_CORNER) < 30
+    r = one(geocoder, "349 Olde Ridenour Road", "43230", city="Gahanna")
+    assert r["geocode_quality"] == "street_center"
+    assert r["geocode_match"] == "OLD RIDENOUR RD near ZIP 43230"  # "Olde" is "Old"
+    assert (r["lon"], r["lat"]) == pytest.approx((-82.882543, 40.018934), abs=1e-6)
+
+
+def test_intersection_address_from_stops_and_from_centrelines(tmp_path: Path) -> None:
+    geocoder = OfflineGeocoder(transit_index(tmp_path))
+    r = one(geocoder, "Fishinger Blvd & Ridge Mill Dr", "43026")
+    assert r["geocode_quality"] == "street"
+    assert r["geocode_match"] == "FISHINGER BLVD & RIDGE MILL DR"
+    assert (r["lon"], r["lat"]) == pytest.approx(RIDGE_MILL_CORNER, abs=1e-6)
+    # OSM-like centrelines that cross
+    broad = shapely.LineString([(-83.02, 39.962), (-82.98, 39.962)])
+    streets = pd.DataFrame(
+        {"name": ["North High Street", "East Broad Street"], "geometry": [HIGH_ST, broad]}
+    )
+    lines = OfflineGeocoder(ReferenceIndex.from_frames(streets=streets, crs="EPSG:32617"))
+    r = one(lines, "corner of N High St and E Broad St")
+    assert r["geocode_quality"] == "street"
+    assert dist_m(r["lon"], r["lat"], -83.0, 39.962) < 1.0
+    # the same two names meeting in two towns 10 km apart, nothing to tell which: unmatched
+    far_high = shapely.LineString([(-82.88, 39.95), (-82.88, 39.98)])
+    far_broad = shapely.LineString([(-82.90, 39.962), (-82.86, 39.962)])
+    twice = pd.DataFrame(
+        {"name": ["N High St", "E Broad St", "N High St", "E Broad St"],
+         "geometry": [HIGH_ST, broad, far_high, far_broad]}
+    )  # fmt: skip
+    two_towns = OfflineGeocoder(ReferenceIndex.from_frames(streets=twice, crs="EPSG:32617"))
+    assert one(two_towns, "N High St & E Broad St")["geocode_quality"] == ""
+
+
+def test_unknown_zip_and_town_is_not_guessed_even_for_a_rare_street(tmp_path: Path) -> None:
+    """A street found once in the reference may still be another town's (Ohio-wide lists)."""
+    pts = pd.DataFrame(
+        {"address": ["3700 RIDGE MILL DR", "3740 RIDGE MILL DR", "10 E LONG ST"],
+         "zip": ["", "", "43215"], "lon": [-83.1116, -83.1110, -83.0],
+         "lat": [40.0291, 40.0303, 39.96]}
+    )  # fmt: skip
+    geocoder = OfflineGeocoder(ReferenceIndex.from_frames(pts, crs="EPSG:32617"))
+    assert one(geocoder, "3720 Ridge Mill Dr", "43026", city="Hilliard")["geocode_quality"] == ""
+    r = one(geocoder, "3720 Ridge Mill Dr")  # no ZIP, no town: nothing says it is elsewhere
+    assert r["geocode_quality"] == "street"
+
+
+def test_town_known_zip_unknown_looks_farther_from_the_town_centre() -> None:
+    # Columbus's centre from two points downtown; E Main St numbers 18 km east of it
+    pts = pd.DataFrame(
+        {"address": ["1 W BROAD ST", "2 W BROAD ST", "5000 E MAIN ST", "6000 E MAIN ST"],
+         "city": ["COLUMBUS", "COLUMBUS", "", ""], "state": ["OH", "OH", "", ""],
+         "lon": [-83.0, -83.0, -82.80, -82.78], "lat": [39.96, 39.961, 39.955, 39.955]}
+    )  # fmt: skip
+    oberlin = shapely.LineString([(-83.07, 39.99), (-83.07, 39.9938)])  # ~420 m
+    streets = pd.DataFrame({"name": ["Oberlin Drive"], "geometry": [oberlin]})
+    geocoder = OfflineGeocoder(ReferenceIndex.from_frames(pts, streets=streets, crs="EPSG:32617"))
+    r = one(geocoder, "5500 E Main St", "43213", city="Columbus")
+    assert r["geocode_quality"] == "street"
+    assert r["geocode_match"] == "5500 E MAIN ST (between 1000 numbers; far from its town centre)"
+    assert r["lon"] == pytest.approx(-82.79, abs=1e-4)
+    # a short street and only the town to go by: a point on the street, not the town centre
+    r = one(geocoder, "1006 Oberlin Dr", "43221", city="Columbus")
+    assert r["geocode_quality"] == "street_center"
+    assert r["geocode_match"].startswith("OBERLIN DR (a street of 42")
+    assert shapely.distance(oberlin, shapely.Point(r["lon"], r["lat"])) < 1e-6
+
+
+# -- the real Franklin County data -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def franklin_frames(franklin: Path) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, str]]:
+    cfg = load_config(ROOT / "geodata" / "configs" / "franklin-oh.yaml")
+    assert cfg.geocoding is not None
+    out = {}
+    for ref in cfg.geocoding.reference:
+        pts, lines = read_reference(ref, resolve=cfg.resolve)
+        out[ref.path] = (pts, lines, ref.use)
+    return out
+
+
+def _franklin_index(frames: dict, *, centroids: bool) -> ReferenceIndex:
+    points = [p for p, _, use in frames.values() if use == "address_points"]
+    lines = [s for _, s, _ in frames.values() if len(s)]
+    cen = [p for p, _, use in frames.values() if use == "centroids"] if centroids else []
+    return ReferenceIndex.from_frames(
+        pd.concat(points, ignore_index=True),
+        streets=pd.concat(lines, ignore_index=True),
+        centroids=pd.concat(cen, ignore_index=True) if cen else None,
+        crs="EPSG:32617",
+    )
+
+
+@pytest.mark.shared
+def test_franklin_match_rates_do_not_regress(
+    franklin: Path, franklin_frames: dict[str, tuple[pd.DataFrame, pd.DataFrame, str]]
+) -> None:
+    """OEPS Franklin providers from their addresses alone vs OEPS's published points.
+
+    Figures reached with the City of Columbus POI + OSM + COTA GTFS stops: 47/59 (79.7 %)
+    at address_point/street with nothing from the provider lists, 52/59 (88.1 %) with the
+    SAMHSA lists as ZIP centres; buprenorphine locator 339/469 and 374/469.
+    """
+    import geopandas as gpd
+
+    oeps = gpd.read_file(franklin / "providers" / "moud_us_oeps_2021.gpkg")
+    cols = {"address": "street1", "address2": "street2", "city": "city", "state": "state",
+            "zip": "zip"}  # fmt: skip
+    fr = oeps[oeps["countyGEOID"] == "39049"].reset_index(drop=True)
+    elsewhere = oeps[
+        oeps["countyGEOID"].str.startswith("39") & (oeps["countyGEOID"] != "39049")
+    ].reset_index(drop=True)
+    bup = pd.read_csv(
+        franklin / "providers" / "samhsa_bup_locator_OH_2020-07-04.csv",
+        dtype=str,
+        encoding="utf-8-sig",
+    )
+    fb = bup[bup["County"].str.upper() == "FRANKLIN"].reset_index(drop=True)
+    qb = pd.DataFrame(
+        {"address": fb["Address"], "address2": fb["Address Complement"], "city": fb["City"],
+         "state": fb["State"], "zip": fb["Postal Code"]}
+    )  # fmt: skip
+    good = ["address_point", "street"]
+    for centroids, oeps_min, bup_min in ((False, 47, 339), (True, 52, 374)):
+        geocoder = OfflineGeocoder(_franklin_index(franklin_frames, centroids=centroids))
+        res = geocoder.geocode(pd.DataFrame({k: fr[v] for k, v in cols.items()}))
+        placed = res["geocode_quality"].isin(good).to_numpy()
+        assert placed.sum() >= oeps_min, res["geocode_quality"].value_counts()
+        err = GEOD.inv(
+            res["lon"][placed], res["lat"][placed], fr.geometry.x[placed], fr.geometry.y[placed]
+        )[2]
+        assert np.median(err) < 40
+        assert np.percentile(err, 90) < 150
+        assert err.max() < 250
+        assert res["geocode_quality"].eq("").sum() <= (10 if not centroids else 1)
+        assert geocoder.geocode(qb)["geocode_quality"].isin(good).sum() >= bup_min
+        # rows from elsewhere in Ohio are not put on a Columbus street of the same name
+        other = geocoder.geocode(pd.DataFrame({k: elsewhere[v] for k, v in cols.items()}))
+        assert not other["geocode_quality"].isin(good).any()
+    metro = res[fr["street1"].str.startswith("495 Metro")].iloc[0]
+    assert metro["geocode_quality"] == "street"
+    assert metro["geocode_match"] == "495 METRO PL S (transit stop 7109)"
