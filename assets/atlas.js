@@ -107,6 +107,26 @@
 
   var HIDDEN = { stroke: false, fill: false, fillOpacity: 0, opacity: 0, interactive: false };
 
+  /* How the minute band `m` is drawn under the surface hideout `h`: desert beyond the
+   * threshold, else the colour of the first band it is within; null when not drawn. */
+  function bandFill(m, h) {
+    var op = (h.opacity == null ? 0.6 : h.opacity);
+    if (h.desert && m > h.threshold) {
+      return { desert: true, style: { stroke: false, fill: true, fillColor: h.desertColour || "#D55E00",
+        fillOpacity: Math.min(1, op * 1.15), interactive: false } };
+    }
+    if (h.bands) {
+      var b = h.bandsMin || [10, 20, 30];
+      for (var i = 0; i < b.length; i++) {
+        if (m <= b[i]) {
+          return { desert: false, style: { stroke: false, fill: true, fillColor: h.bandColours[i],
+            fillOpacity: op * 0.8, interactive: false } };
+        }
+      }
+    }
+    return null;
+  }
+
   /* Style in the layer's pane (dash-leaflet does not pass `pane` to GeoJSON layers). */
   function inPane(style, h) {
     if (h && h.pane) { style = Object.assign({}, style, { pane: h.pane }); }
@@ -191,35 +211,42 @@
 
     /* ---- travel-time bands and the desert (minute bands) ----------------------- */
     surfaceStyle: function (feature, context) {
+      var p = feature.properties || {};
+      // The scenario's bands share this pane (and the in-place restyle): styled as its own.
+      if (p.scn && window.atlas.scenarioBandStyle) { return window.atlas.scenarioBandStyle(feature, context); }
       var h = current("surface", context);
-      var m = feature.properties.m;
-      var op = (h.opacity == null ? 0.6 : h.opacity);
+      window.atlas.surfaceSeen = h;
+      var m = p.m;
       if (!drawing.surface) {  // the first feature of a draw: features follow synchronously
         drawing.surface = true;
         Promise.resolve().then(function () { drawing.surface = false; });
         mark("surface", { threshold: h.threshold, desert: 0, url: context.url });
+        // A scenario's bands drawn before these must stay on top of them.
+        if (window.atlas.scenarioToFront) { window.setTimeout(window.atlas.scenarioToFront, 0); }
       }
-      if (h.desert && m > h.threshold) {
-        window.atlas.drawn.surface.desert += 1;
-        return inPane({ stroke: false, fill: true, fillColor: h.desertColour || "#D55E00", fillOpacity: Math.min(1, op * 1.15), interactive: false }, h);
-      }
-      if (h.bands) {
-        var b = h.bandsMin || [10, 20, 30];
-        for (var i = 0; i < b.length; i++) {
-          if (m <= b[i]) {
-            return inPane({ stroke: false, fill: true, fillColor: h.bandColours[i], fillOpacity: op * 0.8, interactive: false }, h);
-          }
-        }
-      }
-      return inPane(HIDDEN, h);
+      var style = bandFill(m, h);
+      if (style && style.desert) { window.atlas.drawn.surface.desert += 1; }
+      return inPane(style ? style.style : HIDDEN, h);
     },
+
+    /* The fill of minute band `m` under the surface hideout `h` ({style, desert}), or null. */
+    bandFill: function (m, h) { return bandFill(m, h); },
 
     /* ---- choropleths ---------------------------------------------------------- */
     choroplethStyle: function (feature, context) {
       var h = context.hideout || {};
       if (!h.show) { return inPane(HIDDEN, h); }
       mark("choropleth", { prop: h.prop });
-      var v = feature.properties[h.prop];
+      var p = feature.properties;
+      var v = p[h.prop];
+      // A scenario's values (callbacks/scenario.py) for the areas or hexagons it changes.
+      var o = h.scenario;
+      if (o && o.prop === h.prop) {
+        var byId = p.area_id != null ? [o.areas, String(p.area_id)] : (p.h3 != null ? [o.grid, String(p.h3)] : null);
+        if (byId && byId[0] && Object.prototype.hasOwnProperty.call(byId[0], byId[1])) {
+          v = byId[0][byId[1]];
+        }
+      }
       var op = h.opacity == null ? 0.6 : h.opacity;
       if (v == null) {
         return inPane({ color: "#999", weight: 0.3, fillColor: "#f0f0f0", fillOpacity: op * 0.5, interactive: false }, h);
@@ -582,7 +609,71 @@
     if (kind) { d.scenario[kind] = (d.scenario[kind] || 0) + 1; }
   }
 
+  /* Canvas paths with the `knockout` option first clear what was drawn beneath them in
+   * their canvas (the pane's), then fill as usual: the scenario's bands replace the
+   * baseline's under them rather than blending over them. Patched once, on first use. */
+  function knockoutCanvas() {
+    if (!window.L || !L.Canvas || L.Canvas.prototype._atlasKnockout) { return; }
+    var fillStroke = L.Canvas.prototype._fillStroke;
+    L.Canvas.prototype._fillStroke = function (ctx, layer) {
+      if (layer.options && layer.options.knockout) {
+        ctx.save();
+        ctx.globalCompositeOperation = "destination-out";
+        ctx.globalAlpha = 1;
+        ctx.fillStyle = "#000";
+        ctx.fill(layer.options.fillRule || "evenodd");
+        ctx.restore();
+      }
+      return fillStroke.call(this, ctx, layer);
+    };
+    L.Canvas.prototype._atlasKnockout = true;
+  }
+
+  /* The scenario bands' own hideout (show, pane): the last one seen. */
+  var bandsHideout = { show: true, pane: "atlas-surface" };
+  var bandsDrawing = false;
+
+  function markBands() {
+    var d = window.atlas.drawn;
+    if (!bandsDrawing) {
+      bandsDrawing = true;
+      Promise.resolve().then(function () { bandsDrawing = false; });
+      d.scenarioBands = { t: (window.performance ? performance.now() : Date.now()), n: 0,
+        draws: d.scenarioBands ? d.scenarioBands.draws + 1 : 1 };
+    }
+    d.scenarioBands.n += 1;
+  }
+
   Object.assign(window.atlas, {
+    /* A scenario's minute band (etl/scenario_map.py): styled as the baseline's band of the
+     * same minute under the surface's current hideout (threshold, layers, opacity), after
+     * clearing the baseline beneath it, so the map is the one a full rebuild would draw. */
+    scenarioBandStyle: function (feature, context) {
+      knockoutCanvas();
+      var own = context && context.hideout;
+      if (own && own.scenarioLayer) { bandsHideout = own; }
+      var h = window.atlas.latest.surface || window.atlas.surfaceSeen || {};
+      var pane = h.pane || bandsHideout.pane || "atlas-surface";
+      if (bandsHideout.show === false) { return Object.assign({}, HIDE, { pane: pane, knockout: false }); }
+      markBands();
+      var fill = window.atlas.bandFill((feature.properties || {}).m, h);
+      var style = fill ? fill.style : { stroke: false, fill: true, fillColor: "#000", fillOpacity: 0, interactive: false };
+      return Object.assign({}, style, { pane: pane, knockout: true });
+    },
+
+    /* Keep the scenario's bands above the baseline's after the baseline is drawn again. */
+    scenarioToFront: function () {
+      var map = window.atlas.map;
+      if (!map) { return; }
+      var mine = [];
+      map.eachLayer(function (l) {
+        if (l.feature && l.feature.properties && l.feature.properties.scn && l.bringToFront) { mine.push(l); }
+      });
+      mine.forEach(function (l) { l.bringToFront(); });
+    },
+
+    /* Outlines of the cells that left or entered the desert: the fills below are the
+     * scenario's own bands and desert. */
     scenarioChangeStyle: function (feature, context) {
       var h = (context && context.hideout) || {};
       var p = feature.properties || {};
@@ -590,8 +681,8 @@
       markScenario(p.kind);
       var c = h[p.kind] || ["#ffffff", "#000000"];
       var gain = p.kind === "gain";
-      return { pane: h.pane, color: c[1], weight: gain ? 2 : 1.2, opacity: 0.95, fillColor: c[0],
-        fillOpacity: gain ? 0.8 : 0.75, interactive: false };
+      return { pane: h.pane, color: c[1], weight: gain ? 2 : 1.5, opacity: 0.95, dashArray: gain ? null : "4 3",
+        fill: false, interactive: false };
     },
 
     scenarioSitePoint: function (feature, latlng, context) {
@@ -655,10 +746,23 @@
     },
 
     /* Show or hide the scenario's layers on the map (the numbers stay). */
-    scenarioShow: function (value, h1, h2, h3) {
+    scenarioShow: function (value, h1, h2, h3, h4) {
       var show = (value || []).indexOf("show") >= 0;
+      bandsHideout = Object.assign({}, h4, { show: show });
       return [Object.assign({}, h1, { show: show }), Object.assign({}, h2, { show: show }),
-              Object.assign({}, h3, { show: show })];
+              Object.assign({}, h3, { show: show }), bandsHideout];
+    },
+
+    /* The area layer's colours follow the scenario (its values in the hideout; null: the
+     * baseline), and the legend says which scenario the map shows. */
+    scenarioAreas: function (data, value, hideout) {
+      var show = (value || []).indexOf("show") >= 0 && !!data;
+      var next = show ? { prop: data.prop, areas: data.areas || {}, grid: data.grid || {} } : null;
+      var prev = (hideout || {}).scenario || null;
+      var same = JSON.stringify(prev) === JSON.stringify(next);
+      var text = show ? (data.showing || "Showing: a scenario") : "";
+      return [same ? window.dash_clientside.no_update : Object.assign({}, hideout, { scenario: next }),
+              text, !show];
     }
   });
 

@@ -6,9 +6,13 @@ suggestions (a map click in add mode, sent by ``assets/atlas.js``; "Add at the m
 an address; "What if this site closed?" from a site's details; undo, start over, suggest,
 accept, load) and the map's settled category, mode and threshold; it answers with the new
 store, the panel, and the small map layers of the change (:func:`respond`, a plain function
-the tests call). Saving, loading the list and exporting are a second callback
-(:func:`files`). The add-mode switch and the "show the changes" switch run in the browser
-(``assets/atlas.js``, scenario section).
+the tests call): the minute bands the scenario changes, the outlines of the cells that left
+or entered the desert, the sites, and the areas' new travel times, which a clientside
+callback (``atlas.scenarioAreas``) puts into the area layer's hideout with the legend's
+"Showing: scenario …" line; an empty scenario sends none of them (the baseline again).
+Saving, loading the list and exporting are a second callback (:func:`files`). The add-mode
+switch and the "show the changes" switch run in the browser (``assets/atlas.js``,
+scenario section).
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ class Reply:
     message: Any = no_update
     result: Any = no_update
     change: Any = no_update
+    bands: Any = no_update
+    areas: Any = no_update
     sites: Any = no_update
     suggestions: Any = no_update
     suggest_panel: Any = no_update
@@ -121,6 +127,8 @@ def show(
         return base | {
             "result": sc.empty_result(category, mode, threshold),
             "change": sc.EMPTY,
+            "bands": sc.EMPTY,
+            "areas": None,
             "sites": sc.EMPTY,
         }
     access = aps.baseline_access(rd, mode)
@@ -128,6 +136,8 @@ def show(
     return base | {
         "result": sc.result_panel(view, category=category, mode=mode, threshold=threshold),
         "change": view.change_geojson,
+        "bands": view.bands_geojson,
+        "areas": view.area_overrides | {"showing": view.showing},
         "sites": view.sites_geojson,
     }
 
@@ -290,7 +300,10 @@ def respond(
             raise PreventUpdate
         out = show(rd, scenario, category=category, mode=mode, threshold=threshold)
     except AtlasError as exc:
-        return Reply(message=sc.message(str(exc), alert=True))
+        reply = Reply(message=sc.message(str(exc), alert=True))
+        if trigger == mp.SETTLED:  # the layers drawn were for other care or travel
+            reply.change, reply.bands, reply.areas = sc.EMPTY, sc.EMPTY, None
+        return reply
     if note is not None:
         out["message"] = sc.message(note)
     return Reply(**(out | extra))
@@ -310,6 +323,8 @@ def _region(store: dict[str, Any] | None) -> RegionData:
     Output(sc.MESSAGE, "children"),
     Output(sc.RESULT, "children"),
     Output(sc.CHANGE_LAYER, "data"),
+    Output(sc.BANDS_LAYER, "data"),
+    Output(sc.AREAS_STORE, "data"),
     Output(sc.SITES_LAYER, "data"),
     Output(sc.SUGGESTIONS, "data"),
     Output(sc.SUGGEST_RESULT, "children"),
@@ -508,10 +523,24 @@ clientside_callback(
     Output(sc.CHANGE_LAYER, "hideout"),
     Output(sc.SITES_LAYER, "hideout"),
     Output(sc.SUGGEST_LAYER, "hideout"),
+    Output(sc.BANDS_LAYER, "hideout"),
     Input(sc.SHOW, "value"),
     State(sc.CHANGE_LAYER, "hideout"),
     State(sc.SITES_LAYER, "hideout"),
     State(sc.SUGGEST_LAYER, "hideout"),
+    State(sc.BANDS_LAYER, "hideout"),
+    prevent_initial_call=True,
+)
+# The area colours follow the scenario: its values go into the area layer's hideout (the
+# map's own callback keeps the other keys of that hideout), and the legend says so.
+clientside_callback(
+    _cs("scenarioAreas"),
+    Output(mp.AREAS_LAYER, "hideout", allow_duplicate=True),
+    Output(sc.SHOWING, "children"),
+    Output(sc.SHOWING, "hidden"),
+    Input(sc.AREAS_STORE, "data"),
+    Input(sc.SHOW, "value"),
+    State(mp.AREAS_LAYER, "hideout"),
     prevent_initial_call=True,
 )
 

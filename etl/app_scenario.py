@@ -12,9 +12,12 @@ What the panel shows is plain language and plain numbers: people who gain or los
 within the threshold (always printed beside them), the change in median travel time,
 overdose deaths in the areas that change where the areas layer has counts (suppressed
 counts are never included), a before/after table, and the engine's notes (a site moved
-onto the network, the last site of a category closed). The map draws only the cells that
-left or entered the desert (:meth:`etl.scenario.ScenarioResult.desert_change`) over the
-baseline desert, never the whole desert again.
+onto the network, the last site of a category closed). The map shows the scenario, never
+redrawing a whole layer: the fine cells whose minute band changed, merged per new band
+(:mod:`etl.scenario_map`), drawn over the baseline bands and desert, which they replace
+beneath them; the cells that left or entered the desert
+(:meth:`etl.scenario.ScenarioResult.desert_change`) outlined; and the areas' new travel
+times, which recolour the area layer through its ``hideout``.
 
 Saved scenarios live in ``<geodata>/saved/<region>/scenarios/<slug>.json``
 (:func:`scenario_path`): the region and slug are checked or sanitised and the resolved path
@@ -28,10 +31,16 @@ MAX_NAME_CHARS : int
     Longest scenario or site name kept.
 K_RANGE : tuple of int
     Smallest and largest number of suggested sites.
+FREEZE_GC : bool
+    After a baseline loads, move everything alive to the garbage collector's permanent
+    generation (:func:`gc.freeze`): the baseline's many long-lived objects are then never
+    scanned again, which otherwise makes one change in twenty wait 50-60 ms for a full
+    collection on a county (measured on Franklin County).
 """
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -43,7 +52,7 @@ import unicodedata
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -66,6 +75,13 @@ from etl.scenario import (
     load_scenario,
     save_scenario,
 )
+from etl.scenario_map import (
+    area_overrides,
+    band_change,
+    bands_overlay,
+    cells_geometry,
+)
+from etl.scenario_map import prepare as prepare_map
 from etl.suggest import suggest_sites
 
 logger = logging.getLogger(__name__)
@@ -73,6 +89,7 @@ logger = logging.getLogger(__name__)
 MAX_CHANGES: Final[int] = 100
 MAX_NAME_CHARS: Final[int] = 80
 K_RANGE: Final[tuple[int, int]] = (1, 10)
+FREEZE_GC: Final[bool] = True
 
 #: Folder under the geodata folder for what users save, and the scenarios' sub-folder.
 SAVED_FOLDER: Final[str] = "saved"
@@ -136,6 +153,9 @@ def baseline_access(rd: RegionData, mode: str) -> BaselineAccess:
                 while len(_BASES) > _KEEP_BASES:
                     old, _ = _BASES.popitem(last=False)
                     _KEY_LOCKS.pop(old, None)
+            if FREEZE_GC:
+                gc.collect()
+                gc.freeze()
     return base
 
 
@@ -158,6 +178,7 @@ def warm_baseline(
             evaluate(
                 base, Scenario(region=rd.region), category=category, threshold_min=threshold_min
             )
+        prepare_map(base)
     except Exception as exc:  # a region without the mode, a broken bundle: shown later
         logger.info("warm_baseline(%s, %s) skipped: %s", rd.region, mode, exc)
 
@@ -314,6 +335,14 @@ class ScenarioView:
         Added and closed sites as points (``status`` ``added``/``closed``).
     elapsed_ms
         Server time of the evaluation.
+    bands_geojson
+        The fine cells whose minute band changes, merged per new band
+        (:func:`etl.scenario_map.bands_overlay`), drawn over the baseline bands.
+    area_overrides
+        The areas' and hexagons' new travel times for the area layer's ``hideout``
+        (:func:`etl.scenario_map.area_overrides`).
+    showing
+        What the map shows, for the legend: ``Showing: scenario “X” (2 changes)``.
     """
 
     summary: dict[str, Any]
@@ -326,6 +355,9 @@ class ScenarioView:
     change_geojson: dict[str, Any]
     sites_geojson: dict[str, Any]
     elapsed_ms: float = 0.0
+    bands_geojson: dict[str, Any] = field(default_factory=dict)
+    area_overrides: dict[str, Any] = field(default_factory=dict)
+    showing: str = ""
 
 
 def people(value: float | None) -> str:
@@ -541,17 +573,30 @@ def change_geojson(result: ScenarioResult) -> dict[str, Any]:
     Only the cells that change, over the baseline desert the map already draws (the whole
     desert is never sent again); like the map's minute bands, not clipped to the region.
     """
-    change = result.desert_change(clip=False)  # as the map's minute bands, not clipped
-    geoms, props = [], []
-    for key, kind, text in (
-        ("left", "gain", "Leaves the desert: now within reach"),
-        ("entered", "loss", "Falls into the desert: now beyond reach"),
+    # As the map's minute bands: not clipped (result.desert_change(clip=False), written
+    # straight from the H3 cells).
+    if result.cells is not None and result.cell_best_s is not None:
+        # The cells' times before and after: no set difference of two whole deserts.
+        thr_s = result.threshold_min * 60.0
+        was_in, now_in = result.base_cell_best_s <= thr_s, result.cell_best_s <= thr_s
+        left, entered = result.cells[now_in & ~was_in], result.cells[was_in & ~now_in]
+    else:
+        left = np.setdiff1d(result.base_desert_cells, result.desert_cells)
+        entered = np.setdiff1d(result.desert_cells, result.base_desert_cells)
+    features = []
+    for cells, kind, text in (
+        (left, "gain", "Leaves the desert: now within reach"),
+        (entered, "loss", "Falls into the desert: now beyond reach"),
     ):
-        geom = change[key]
-        if geom is not None and not geom.is_empty:
-            geoms.append(geom)
-            props.append({"kind": kind, "label": text})
-    return json.loads(feature_collection(geoms, props))
+        if len(cells):
+            features.append(
+                {
+                    "type": "Feature",
+                    "geometry": cells_geometry(cells),
+                    "properties": {"kind": kind, "label": text},
+                }
+            )
+    return {"type": "FeatureCollection", "features": features}
 
 
 def sites_geojson(
@@ -626,6 +671,12 @@ def sites_geojson(
     return json.loads(feature_collection(geoms, props))
 
 
+def showing_text(scenario: Scenario) -> str:
+    """What the map shows with a scenario: ``Showing: scenario “X” (2 changes)``."""
+    n = len(scenario)
+    return f"Showing: scenario “{scenario.name}” ({n:,} change{'s' if n != 1 else ''})"
+
+
 def scenario_view(
     base: BaselineAccess, scenario: Scenario, *, category: str, threshold_min: float
 ) -> ScenarioView:
@@ -670,6 +721,9 @@ def scenario_view(
         change_geojson=change_geojson(result),
         sites_geojson=sites_geojson(result, scenario, base),
         elapsed_ms=0.0,
+        bands_geojson=bands_overlay(band_change(result)),
+        area_overrides=area_overrides(result),
+        showing=showing_text(scenario),
     )
     elapsed = (time.perf_counter() - t0) * 1000.0
     logger.info(

@@ -405,6 +405,8 @@ class BaselineAccess:
         The barriers layer (WGS84) if the bundle has one.
     region
         The region's name.
+    grid_res
+        H3 resolution of the bundle's hexagon grid layer (``access.h3_resolution``), or None.
     """
 
     mode: str
@@ -418,6 +420,7 @@ class BaselineAccess:
     region_outline: shapely.Geometry | None = None
     barriers: gpd.GeoDataFrame | None = None
     region: str | None = None
+    grid_res: int | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
@@ -455,6 +458,7 @@ class BaselineAccess:
             region_outline=outline,
             barriers=barriers,
             region=bundle.manifest.get("region"),
+            grid_res=settings.get("h3_resolution"),
         )
         try:
             stored = bundle.access_arrays(mode)
@@ -498,6 +502,7 @@ class BaselineAccess:
         region_outline: shapely.Geometry | None = None,
         barriers: gpd.GeoDataFrame | None = None,
         region: str | None = None,
+        grid_res: int | None = None,
     ) -> BaselineAccess:
         """Build from plain frames; providers and people without ``node_<mode>`` are snapped.
 
@@ -549,6 +554,7 @@ class BaselineAccess:
             region_outline=region_outline,
             barriers=barriers,
             region=region,
+            grid_res=None if grid_res is None else int(grid_res),
         )
 
     # -- cached pieces ---------------------------------------------------------------------
@@ -870,6 +876,10 @@ class ScenarioResult:
         the last site of a category closed.
     exact_within_min
         Node times are exact up to this many minutes (``inf``: everywhere).
+    cells, cell_best_s, base_cell_best_s
+        Fine H3 cells along the streets (uint64) and the best street-sample time in each
+        after and before, seconds (:meth:`BaselineAccess.cell_times`): what the map's minute
+        bands are drawn from (:mod:`etl.scenario_map`).
     """
 
     scenario: Scenario
@@ -902,6 +912,9 @@ class ScenarioResult:
     notes: tuple[str, ...]
     exact_within_min: float
     base: BaselineAccess = field(repr=False, compare=False)
+    cells: np.ndarray | None = field(default=None, repr=False, compare=False)
+    cell_best_s: np.ndarray | None = field(default=None, repr=False, compare=False)
+    base_cell_best_s: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
         """Return the panel's numbers as a JSON-ready dict (threshold always beside them)."""
@@ -1366,6 +1379,9 @@ def evaluate(
         notes=tuple(notes),
         exact_within_min=after.exact_s / 60.0,
         base=base,
+        cells=cells,
+        cell_best_s=best_new,
+        base_cell_best_s=base_cells[1],
     )
     logger.info(
         "evaluate(%s, %s/%s, %g min): %d changes, %d sites, %s people gain and %s lose access",

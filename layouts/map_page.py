@@ -22,7 +22,11 @@ from etl.app_state import LAYERS, OPACITY_RANGE, THRESHOLD_RANGE, UNITS, MapStat
 from etl.categories import CATEGORY_COLOURS, CATEGORY_LABELS, CATEGORY_SYMBOLS, MODE_LABELS
 from layouts.overview import fictional_banner
 from layouts.panels import symbol
-from layouts.scenario import scenario_map_layers, scenario_section  # scenario: What-if panel
+from layouts.scenario import (  # scenario: What-if panel
+    scenario_map_layers,
+    scenario_section,
+    showing_banner,
+)
 from layouts.theme import (
     APPROX_RADIUS_M,
     BARRIER_COLOUR,
@@ -531,6 +535,7 @@ def map_panel(model: PageModel) -> html.Div:
             html.Details(
                 [
                     html.Summary("Legend", className="atlas-legend-title"),
+                    showing_banner(),  # scenario: which scenario the map shows
                     html.Div(legend(model), id=LEGEND),
                 ],
                 open=True,

@@ -2,10 +2,11 @@
 
 :func:`scenario_section` is the panel beside the map (its controls and the places the
 callbacks in ``callbacks/scenario.py`` fill); :func:`scenario_map_layers` are the map layers
-it draws: the cells that left or entered the desert (over the baseline desert), the added
-and closed sites, and the suggested sites. :func:`result_panel` and
-:func:`suggestions_panel` turn the plain values of :mod:`etl.app_scenario` into components.
-No I/O here.
+it draws: the scenario's minute bands (over the baseline's, in their pane), the outlines of
+the cells that left or entered the desert, the added and closed sites, and the suggested
+sites; :func:`showing_banner` says in the legend which scenario the map shows.
+:func:`result_panel` and :func:`suggestions_panel` turn the plain values of
+:mod:`etl.app_scenario` into components. No I/O here.
 """
 
 from __future__ import annotations
@@ -53,11 +54,17 @@ DOWNLOAD = "scenario-download"
 WARM = "scenario-warm"
 REVEALED = "scenario-revealed"
 CHANGE_LAYER = "layer-scenario-change"
+BANDS_LAYER = "layer-scenario-bands"
+AREAS_STORE = "scenario-areas"
+SHOWING = "scenario-showing"
 SITES_LAYER = "layer-scenario-sites"
 SUGGEST_LAYER = "layer-scenario-suggest"
 
 #: The map pane of the change cells: above the desert (370), below the zoning rules (390).
 PANE: Final[tuple[str, int]] = ("atlas-scenario", 380)
+#: The pane of the baseline minute bands (layouts.map_page.PANES): the scenario's bands are
+#: drawn in it, over the baseline's, which they clear beneath them first.
+SURFACE_PANE: Final[str] = "atlas-surface"
 
 #: Cells that left the desert (people gain access): light teal, dark teal rim.
 GAIN_FILL: Final[str] = "#80CDC1"
@@ -79,12 +86,17 @@ def _symbol(category: str, size: int = 14) -> html.Span:
     )
 
 
-def _swatch(fill: str, line: str) -> html.Span:
+def _outline(line: str) -> html.Span:
     return html.Span(
         className="atlas-swatch",
-        style={"background": fill, "border": f"2px solid {line}"},
+        style={"background": "transparent", "border": f"2px solid {line}"},
         **{"aria-hidden": "true"},
     )
+
+
+def showing_banner() -> html.P:
+    """Above the legend: which scenario the map shows (filled by ``atlas.scenarioAreas``)."""
+    return html.P("", id=SHOWING, hidden=True, className="atlas-scn-showing", role="status")
 
 
 def context_line(category: str, mode: str, threshold: float) -> html.P:
@@ -187,10 +199,13 @@ def result_panel(view: ScenarioView, *, category: str, mode: str, threshold: flo
         table,
         html.P(
             [
-                html.Span([_swatch(GAIN_FILL, GAIN_LINE), " leaves the desert (gains access)"]),
-                html.Span([_swatch(LOSS_FILL, LOSS_LINE), " falls into the desert (loses access)"]),
+                "The map shows this scenario: travel-time bands, the desert and travel time "
+                "by area. Outlined: ",
+                html.Span([_outline(GAIN_LINE), " leaves the desert (gains access)"]),
+                html.Span([_outline(LOSS_LINE), " falls into the desert (loses access)"]),
             ],
             className="atlas-small atlas-scn-key",
+            id="scenario-map-key",
         ),
     ]
     if view.areas:
@@ -504,6 +519,7 @@ def scenario_section(state: MapState) -> html.Details:
             dcc.Store(id=SUGGESTIONS),
             dcc.Store(id=WARM),
             dcc.Store(id=REVEALED),
+            dcc.Store(id=AREAS_STORE),
         ],
         open=False,
         className="atlas-section atlas-scn",
@@ -512,7 +528,12 @@ def scenario_section(state: MapState) -> html.Details:
 
 
 def scenario_map_layers() -> list:
-    """Map layers of the scenario: changed desert cells, added/closed sites, suggestions."""
+    """Map layers of the scenario: its minute bands, changed desert cells, sites, suggestions.
+
+    The bands (:data:`BANDS_LAYER`) are drawn in the baseline bands' pane and styled like
+    them (``atlas.scenarioBandStyle``); the area colours follow the scenario through the
+    area layer's hideout (``atlas.scenarioAreas``), not a layer of their own.
+    """
     styles = {
         c: {"colour": CATEGORY_COLOURS[c], "shape": CATEGORY_SYMBOLS[c], "label": lbl}
         for c, lbl in CATEGORY_LABELS.items()
@@ -520,6 +541,12 @@ def scenario_map_layers() -> list:
     name, z = PANE
     return [
         dl.Pane(name=name, style={"zIndex": z}),
+        dl.GeoJSON(
+            id=BANDS_LAYER,
+            data=EMPTY,
+            style=ns("scenarioBandStyle"),
+            hideout={"show": True, "pane": SURFACE_PANE, "scenarioLayer": True},
+        ),
         dl.GeoJSON(
             id=CHANGE_LAYER,
             data=EMPTY,

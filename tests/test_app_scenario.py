@@ -274,6 +274,39 @@ def test_a_site_in_the_desert_gains_people(
     json.dumps(view.summary)  # JSON-ready
 
 
+def test_the_map_updates_sit_on_the_served_baseline(
+    rd: RegionData, base: BaselineAccess, desert_spot: tuple[float, float]
+) -> None:
+    """The bands and area values sent replace exactly what the served layers hold."""
+    from etl.scenario_map import area_values, band_minutes
+
+    cells, best = rd.cell_times("methadone", "drive")
+    base_cells, base_best = base.baseline_cells("methadone")
+    np.testing.assert_array_equal(cells, base_cells)
+    np.testing.assert_array_equal(band_minutes(best), band_minutes(base_best))
+    layer = rd.layer("areas").set_index("area_id")["t_methadone_drive"]
+    shown = {k: None if pd.isna(v) else round(float(v), 1) for k, v in layer.items()}
+    empty = evaluate(base, Scenario(), category="methadone", threshold_min=30)
+    assert area_values(empty, changed_only=False) == shown
+
+    lon, lat = desert_spot
+    s = aps.add_site(Scenario(region="demo", name="West"), category="methadone", lon=lon, lat=lat)
+    view = aps.scenario_view(base, s, category="methadone", threshold_min=30)
+    assert view.showing == "Showing: scenario “West” (1 change)"
+    bands = view.bands_geojson["features"]
+    assert bands and {f["properties"]["scn"] for f in bands} == {"band"}
+    # the new site's neighbourhood is now a few minutes away
+    assert min(f["properties"]["m"] for f in bands) <= 5
+    over = view.area_overrides
+    assert over["prop"] == "t_methadone_drive" and over["changes"] == 1
+    assert over["areas"] and all(over["areas"][k] != shown[k] for k in over["areas"])
+    assert all(v is None or v < shown[k] for k, v in over["areas"].items())  # only faster
+    grid = rd.layer("grid")
+    assert base.grid_res == rd.manifest["settings"]["h3_resolution"]
+    assert over["grid"] and set(over["grid"]) <= set(grid["h3"])
+    json.dumps(over)
+
+
 def test_closing_every_site_says_what_it_means(base: BaselineAccess) -> None:
     s = Scenario(region="demo")
     for pid in base.providers.loc[base.offers("methadone"), "id"]:
@@ -462,6 +495,8 @@ def test_respond_adds_undoes_and_starts_over(
     assert _text(_find(r.result, "scenario-gained")) == "544"
     assert r.undo_disabled is False and r.suggestions is no_update
     assert [f["properties"]["kind"] for f in r.change["features"]] == ["gain"]
+    assert r.bands["features"] and r.areas["prop"] == "t_methadone_drive"
+    assert r.areas["showing"].startswith("Showing: scenario")
     # the map centre, as dash-leaflet reports it
     r2 = _respond(rd, "scenario-add-centre", r.store, centre=[40.0, -39.97])
     assert [c["name"] for c in r2.store["changes"]] == ["New site 1", "New site 2"]
@@ -471,7 +506,34 @@ def test_respond_adds_undoes_and_starts_over(
     r4 = _respond(rd, "scenario-reset", r3.store)
     assert r4.store["changes"] == [] and r4.undo_disabled is True
     assert "No changes yet" in _text(r4.result) and r4.change["features"] == []
+    # back to the baseline: no scenario bands, no area values
+    assert r4.bands["features"] == [] and r4.areas is None
     assert _text(_respond(rd, "scenario-undo", r4.store).message) == "Nothing to undo."
+
+
+def test_respond_clears_the_map_when_the_new_view_cannot_be_answered(
+    rd: RegionData, desert_spot: tuple[float, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lon, lat = desert_spot
+    r = _respond(rd, "scenario-action", action={"kind": "add", "lon": lon, "lat": lat, "n": 1})
+    assert r.bands["features"]
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise InputError("no sites of this care on foot")
+
+    monkeypatch.setattr(aps, "scenario_view", refuse)
+    r2 = _respond(rd, "atlas-settled", r.store)
+    assert "no sites of this care" in _text(r2.message)
+    assert r2.bands["features"] == [] and r2.change["features"] == [] and r2.areas is None
+    # other actions that fail leave the scenario, and what the map shows of it, alone
+    r3 = _respond(rd, "scenario-add-centre", r.store, centre=[40.0, -39.97])
+    assert r3.bands is no_update_value() and r3.store is no_update_value()
+
+
+def no_update_value() -> Any:
+    from dash import no_update
+
+    return no_update
 
 
 def test_respond_adds_at_an_address_and_says_when_none_matches(rd: RegionData) -> None:
@@ -588,6 +650,8 @@ def test_the_callback_through_the_server(geo: Path, desert_spot: tuple[float, fl
         "scenario-message.children",
         "scenario-result.children",
         "layer-scenario-change.data",
+        "layer-scenario-bands.data",
+        "scenario-areas.data",
         "layer-scenario-sites.data",
         "scenario-suggestions.data",
         "scenario-suggest-result.children",
@@ -641,3 +705,8 @@ def test_the_callback_through_the_server(geo: Path, desert_spot: tuple[float, fl
     response = r.get_json()["response"]
     assert len(response["scenario-store"]["data"]["changes"]) == 1
     assert "544" in json.dumps(response["scenario-result"]["children"])
+    bands = response["layer-scenario-bands"]["data"]["features"]
+    assert bands and all(f["properties"]["scn"] == "band" for f in bands)
+    areas = response["scenario-areas"]["data"]
+    assert areas["prop"] == "t_methadone_drive" and areas["areas"]
+    assert areas["showing"] == "Showing: scenario “Untitled scenario” (1 change)"

@@ -4,8 +4,11 @@ A session fixture builds the fictional demo region with the CLI into a temporary
 serves it with gunicorn (two workers, so consecutive changes may reach different processes:
 the scenario lives in the page). The tests add a site by clicking the map and read the people
 it brings within reach, undo it, add one from the keyboard, close a site from its details,
-ask for suggestions, accept them, save, load and download. Every request outside 127.0.0.1 is
-blocked. Screenshots go to ``artifacts/screenshots/scenario-*.png``.
+ask for suggestions, accept them, save, load and download. With a site added, the map shows
+the scenario: its minute bands replace the baseline's (read pixel by pixel from the bands'
+canvas), the areas take the colours of their new travel times, the legend names the
+scenario; undo brings the baseline back. Every request outside 127.0.0.1 is blocked.
+Screenshots go to ``artifacts/screenshots/scenario-*.png``.
 """
 
 from __future__ import annotations
@@ -198,6 +201,8 @@ def test_close_a_site_from_its_details(page: Any, server: str, base: Any) -> Non
     compare = page.inner_text("#scenario-compare")
     assert re.search(r"Sites of this care\s+3\s+2\s+−1", compare), compare
     _changes_drawn(page, "loss")
+    # the closure's slower bands replace the baseline's (drawn clearing what lies beneath)
+    page.wait_for_function(f"() => ({SCENARIO_BANDS})() > 0", timeout=5000)
     assert page.locator(".atlas-scn-pin--closed").count() == 1
     page.evaluate(FIT_CHANGES)
     page.mouse.move(5, 5)
@@ -265,4 +270,161 @@ def test_suggest_accept_save_load_and_download(
     page.click("#scenario-load")
     _lead_has(page, "544 people gain access")
     assert "Loaded “West of the river”" in page.inner_text("#scenario-message")
+    assert not page.errors and not page.outside
+
+
+SURFACE_PIXELS = """() => {
+    // The minute bands' canvas alone (the baseline's and the scenario's share it), pixel by
+    // pixel: each pixel is a band colour, the desert colour, clear, an antialiased edge
+    // ("other") or drawn twice over ("overlap": more opaque than any one fill can be).
+    const c = document.querySelector('.leaflet-atlas-surface-pane canvas');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const h = atlas.latest.surface || atlas.surfaceSeen;
+    const hex = (s) => [1, 3, 5].map((i) => parseInt(s.slice(i, i + 2), 16));
+    const bands = h.bandColours.map(hex);
+    const desert = hex(h.desertColour);
+    const aBand = 255 * h.opacity * 0.8, aDesert = 255 * Math.min(1, h.opacity * 1.15);
+    const near = (p, i, col) => Math.abs(p[i] - col[0]) + Math.abs(p[i + 1] - col[1])
+        + Math.abs(p[i + 2] - col[2]) <= 9;
+    const out = {bands: bands.map(() => 0), desert: 0, clear: 0, other: 0, overlap: 0};
+    for (let i = 0; i < d.length; i += 4) {
+        const a = d[i + 3];
+        if (a === 0) { out.clear++; continue; }
+        if (a > Math.max(aBand, aDesert) + 6) { out.overlap++; continue; }
+        if (Math.abs(a - aDesert) <= 3 && near(d, i, desert)) { out.desert++; continue; }
+        const k = Math.abs(a - aBand) <= 3 ? bands.findIndex((col) => near(d, i, col)) : -1;
+        if (k >= 0) { out.bands[k]++; } else { out.other++; }
+    }
+    return out;
+}"""
+
+AREA_FILLS = """() => {
+    const out = {};
+    atlas.map.eachLayer((l) => {
+        const p = l.feature && l.options.pane === 'atlas-fill' ? l.feature.properties : null;
+        if (p && p.area_id != null) { out[p.area_id] = l.options.fillColor; }
+    });
+    return out;
+}"""
+
+SCENARIO_BANDS = """() => {
+    let n = 0;
+    atlas.map.eachLayer((l) => {
+        if (l.feature && l.feature.properties.scn === 'band'
+            && l.options.pane === 'atlas-surface' && l.options.knockout) { n++; }
+    });
+    return n;
+}"""
+
+
+def _time_colour(value: float | None) -> str | None:
+    from layouts.theme import TIME_BREAKS_MIN, TIME_COLOURS
+
+    if value is None:
+        return None
+    return TIME_COLOURS[sum(value > b for b in TIME_BREAKS_MIN)]
+
+
+def _settled_pixels(pg: Any) -> dict[str, Any]:
+    """The bands' canvas once two reads 150 ms apart agree (the renderer draws per frame)."""
+    last = None
+    for _ in range(40):
+        now = pg.evaluate(SURFACE_PIXELS)
+        if now == last:
+            return now
+        last = now
+        pg.wait_for_timeout(150)
+    return last
+
+
+def test_the_map_shows_the_scenarios_bands_desert_and_areas(
+    page: Any, server: str, base: Any
+) -> None:
+    from etl.scenario import Scenario, evaluate
+    from etl.scenario_map import area_values, band_change
+    from etl.suggest import suggest_sites
+
+    spot = suggest_sites(base, category="methadone", threshold_min=30, k=1)[0]
+    _open(page, server, f"?layers=streets,bands,desert,sites,areas&lat={spot.lat:.5f}"
+          f"&lon={spot.lon:.5f}&z=12")  # fmt: skip
+    page.wait_for_function("() => atlas.drawn.choropleth", timeout=10_000)
+    page.mouse.move(5, 5)
+    before = _settled_pixels(page)
+    fills_before = page.evaluate(AREA_FILLS)
+    assert before["desert"] > 0 and before["overlap"] < 0.01 * sum(before["bands"])
+    assert page.is_hidden("#scenario-showing")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "scenario-05-baseline.png"))
+
+    page.click("#scenario-add-toggle")
+    page.mouse.click(*_point(page, spot.lat, spot.lon))
+    page.wait_for_selector("#scenario-gained", timeout=10_000)
+    page.keyboard.press("Escape")
+    message = page.inner_text("#scenario-message")
+    lat, lon = map(float, re.search(r"at (-?\d+\.\d+), (-?\d+\.\d+)", message).groups())
+    result = evaluate(
+        base, Scenario().add_site("methadone", lon, lat), category="methadone", threshold_min=30
+    )
+    change = band_change(result)
+    n_bands = len(set(change.after.tolist()))
+    page.wait_for_function(f"() => ({SCENARIO_BANDS})() === {n_bands}", timeout=10_000)
+    assert page.inner_text("#scenario-showing") == (
+        "Showing: scenario “Untitled scenario” (1 change)"
+    )
+    # The areas whose travel time changes take the colour of their new time, the others
+    # keep theirs.
+    expected = area_values(result)
+    assert expected
+    page.wait_for_function(
+        "([id, colour]) => (" + AREA_FILLS + ")()[id] === colour",
+        arg=[next(iter(expected)), _time_colour(next(iter(expected.values())))],
+        timeout=10_000,
+    )
+    fills = page.evaluate(AREA_FILLS)
+    for area_id, colour in fills.items():
+        if area_id in expected and _time_colour(expected[area_id]):
+            assert colour == _time_colour(expected[area_id]), area_id
+        else:
+            assert colour == fills_before[area_id], area_id
+    assert any(fills[a] != fills_before[a] for a in expected)
+    # The bands: the nearest band grows and the desert shrinks, and the scenario's bands
+    # replace the baseline's beneath them instead of blending over them.
+    page.mouse.move(5, 5)
+    after = _settled_pixels(page)
+    gained = after["bands"][0] - before["bands"][0]
+    assert gained > 2000, (before, after)
+    assert after["desert"] < before["desert"]
+    assert after["overlap"] <= before["overlap"] + 0.01 * gained, (before, after)
+    page.screenshot(path=str(SHOTS / "scenario-06-scenario-bands-and-areas.png"))
+
+    # Live threshold: the scenario's bands restyle with the baseline's (no round trip).
+    page.evaluate(
+        "() => window.dash_clientside.atlas.surfaceHideout(10, 10, "
+        "['streets', 'bands', 'desert', 'sites', 'areas'], 60, atlas.surfaceSeen)"
+    )
+    page.wait_for_timeout(300)
+    tight = _settled_pixels(page)
+    assert tight["desert"] > after["desert"] and tight["overlap"] <= after["overlap"] + 50
+    page.evaluate(
+        "() => window.dash_clientside.atlas.surfaceHideout(30, 30, "
+        "['streets', 'bands', 'desert', 'sites', 'areas'], 60, atlas.surfaceSeen)"
+    )
+
+    # Undo: the baseline again (up to a few antialiased edge pixels of partial redraws).
+    page.click("#scenario-undo")
+    _lead_has(page, "No changes yet")
+    page.wait_for_function(f"() => ({SCENARIO_BANDS})() === 0", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('scenario-showing').hidden")
+    page.wait_for_function(
+        "(want) => JSON.stringify((" + AREA_FILLS + ")()) === JSON.stringify(want)",
+        arg=fills_before,
+        timeout=10_000,
+    )
+    page.mouse.move(5, 5)
+    again = _settled_pixels(page)
+    for k, n in enumerate(before["bands"]):
+        assert abs(again["bands"][k] - n) <= 0.001 * n + 5, (before, again)
+    assert abs(again["desert"] - before["desert"]) <= 0.001 * before["desert"] + 5
+    assert again["overlap"] <= before["overlap"] + 5
+    page.screenshot(path=str(SHOTS / "scenario-07-undone.png"))
     assert not page.errors and not page.outside

@@ -1,0 +1,311 @@
+"""What a scenario changes on the map: the minute bands and the area colours, as small updates.
+
+The map draws travel time as *minute bands* (:func:`etl.app_data.time_bands`): every fine H3
+cell along the streets falls in the band of its best time rounded up to the minute, and the
+browser colours each band as an isochrone band or as desert for the threshold chosen. The
+area layers colour census areas (or H3 hexagons) by their travel time. A scenario changes
+both, but only near the sites it adds or closes, so the map is updated by what changed:
+
+* :func:`band_change` lists the fine cells whose minute band differs from the baseline's,
+  with their band before and after; :func:`bands_overlay` merges them into one feature per
+  new minute (property ``m`` as in the baseline layer, ``scn`` marking it). The browser draws
+  these over the baseline bands in the same pane, first clearing what the baseline drew
+  beneath them (``assets/atlas.js``, ``scenarioBandStyle``), so the picture is the one a
+  full rebuild with the scenario's sites would draw: baseline bands outside the changed
+  cells, the scenario's band inside them, for every threshold and band setting.
+* :func:`area_values` and :func:`grid_values` recompute the areas' population-weighted mean
+  minutes and the hexagons' median street minutes (the pipeline's ``t_<category>_<mode>``,
+  :func:`etl.pipeline.stage_access`) for the areas and hexagons whose value changes, rounded
+  as the served layers round them; :func:`area_overrides` packs them for the area layer's
+  ``hideout``, so the browser recolours the areas without new geometry.
+
+Nothing here reads files: everything comes from a :class:`~etl.scenario.ScenarioResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+
+import h3
+import numpy as np
+import pandas as pd
+
+from etl.app_data import MAX_BAND_MIN, NO_ROUTE, PRECISION
+from etl.grid import parent_cells
+from etl.scenario import BaselineAccess, ScenarioResult, _area_values
+from etl.streets import StreetSamples, sample_times
+
+logger = logging.getLogger(__name__)
+
+#: Decimals of the areas' minutes as the pipeline stores them, then as the map layer sends them.
+AREA_DECIMALS: Final[tuple[int, int]] = (2, 1)
+#: Decimals of the hexagons' minutes sent (the layer sends them unrounded).
+GRID_DECIMALS: Final[int] = 6
+
+
+# ---------------------------------------------------------------------------------------
+# Minute bands
+# ---------------------------------------------------------------------------------------
+
+
+def band_minutes(best_s: np.ndarray, *, max_min: int = MAX_BAND_MIN) -> np.ndarray:
+    """The minute band of each cell, as :func:`etl.app_data.time_bands` assigns it.
+
+    Parameters
+    ----------
+    best_s
+        Shortest travel time from a street in each cell, seconds (``inf``: no route).
+    max_min
+        Minutes beyond this go into one band ``max_min + 1``.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64: 0..``max_min + 1``, or :data:`etl.app_data.NO_ROUTE`.
+    """
+    best_s = np.asarray(best_s, dtype=float)
+    with np.errstate(invalid="ignore"):
+        minute = np.ceil(best_s / 60.0)
+    return np.where(np.isfinite(minute), np.clip(minute, 0, max_min + 1), NO_ROUTE).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class BandChange:
+    """Fine cells whose minute band a scenario changes.
+
+    Attributes
+    ----------
+    cells
+        The cells (uint64 H3, the fine resolution of the mode), ascending.
+    before, after
+        Their minute band in the baseline and in the scenario (:func:`band_minutes`).
+    """
+
+    cells: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    @property
+    def faster(self) -> np.ndarray:
+        """Cells whose band is lower (sooner) in the scenario."""
+        return self.cells[self.after < self.before]
+
+    @property
+    def slower(self) -> np.ndarray:
+        """Cells whose band is higher (later, or no route) in the scenario."""
+        return self.cells[self.after > self.before]
+
+
+def band_change(result: ScenarioResult) -> BandChange:
+    """The cells whose minute band differs between the baseline and ``result``.
+
+    Raises
+    ------
+    ValueError
+        If the result carries no cell times (built by hand, not by :func:`evaluate`).
+    """
+    cells, before_s, after_s = _cell_times(result)
+    before = band_minutes(before_s)
+    after = band_minutes(after_s)
+    diff = before != after
+    return BandChange(cells=cells[diff], before=before[diff], after=after[diff])
+
+
+def _cell_times(result: ScenarioResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if result.cells is None or result.cell_best_s is None or result.base_cell_best_s is None:
+        msg = "band_change: the result has no cell times; make it with etl.scenario.evaluate"
+        raise ValueError(msg)
+    return result.cells, result.base_cell_best_s, result.cell_best_s
+
+
+def bands_overlay(change: BandChange) -> dict[str, Any]:
+    """The changed cells merged per new minute band, as a GeoJSON FeatureCollection.
+
+    Each feature has ``m`` (the band, as in the baseline layer), ``scn`` (``"band"``: drawn
+    over the baseline, clearing it first) and ``cells`` (how many cells it merges). Cells
+    whose band did not change are never sent.
+    """
+    if len(change) == 0:
+        return {"type": "FeatureCollection", "features": []}
+    order = np.argsort(change.after, kind="stable")
+    after, cells = change.after[order], change.cells[order]
+    starts = np.flatnonzero(np.concatenate([[True], after[1:] != after[:-1]]))
+    ends = np.append(starts[1:], len(after))
+    features = []
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": cells_geometry(cells[s:e]),
+                "properties": {"m": int(after[s]), "scn": "band", "cells": int(e - s)},
+            }
+        )
+    logger.debug("bands_overlay: %d cells in %d bands", len(change), len(features))
+    return {"type": "FeatureCollection", "features": features}
+
+
+def cells_geometry(cells: np.ndarray, *, precision: int = PRECISION) -> dict[str, Any]:
+    """The union of H3 cells as a GeoJSON MultiPolygon, coordinates rounded to ``precision``.
+
+    The outline :func:`etl.isochrones.cells_to_polygon` makes (the map's baseline bands are
+    made with it), written straight from H3's rings: no shapely round trip, as it is
+    answered on every change.
+    """
+    if len(cells) == 0:
+        return {"type": "MultiPolygon", "coordinates": []}
+    shape = h3.cells_to_h3shape([h3.int_to_str(int(c)) for c in cells], tight=False)
+    geo = shape.__geo_interface__
+    polygons = geo["coordinates"] if geo["type"] == "MultiPolygon" else [geo["coordinates"]]
+    coords = [
+        [np.round(np.asarray(ring, dtype=float), precision).tolist() for ring in polygon]
+        for polygon in polygons
+    ]
+    return {"type": "MultiPolygon", "coordinates": coords}
+
+
+# ---------------------------------------------------------------------------------------
+# Areas and hexagons
+# ---------------------------------------------------------------------------------------
+
+
+def _round_area(value: float) -> float | None:
+    if not np.isfinite(value):
+        return None
+    first, second = AREA_DECIMALS
+    return round(round(float(value), first), second)
+
+
+def area_values(result: ScenarioResult, *, changed_only: bool = True) -> dict[str, float | None]:
+    """Population-weighted mean minutes per area id after the scenario, as the map shows them.
+
+    The pipeline's ``t_<category>_<mode>`` (people's time to the nearest site, their snap
+    walk included, weighted by the people they stand for; areas nobody in them can reach
+    are None), rounded as the bundle stores it and the area layer sends it. With
+    ``changed_only`` only the areas whose shown value differs from the baseline's.
+    """
+    base = result.base
+    if base.areas is None or "area_id" not in base.areas:
+        return {}
+    if changed_only:  # the areas whose value moved at all are in the result already
+        table = result.areas
+        ids = table["area_id"].astype(str).tolist()
+        before = table["minutes_before"].to_numpy(dtype=float).tolist()
+        after = table["minutes_after"].to_numpy(dtype=float).tolist()
+    else:
+        thr_s = result.threshold_min * 60.0
+        ids = base.areas["area_id"].astype(str).tolist()
+        after = _area_values(base, result.person_time_s, thr_s)["minutes"].tolist()
+        before = [np.nan] * len(ids)
+    out = {}
+    for i, b, a in zip(ids, before, after, strict=True):
+        new = _round_area(a)
+        if not changed_only or new != _round_area(b):
+            out[i] = new
+    return out
+
+
+def _grid_groups(base: BaselineAccess) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Street samples grouped by hexagon: order, group starts, hexagon ids, group per sample."""
+
+    def make() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        samples = base.samples()
+        parent = parent_cells(samples.cell, int(base.grid_res))
+        order = np.argsort(parent, kind="stable")
+        p = parent[order]
+        starts = np.flatnonzero(np.concatenate([[True], p[1:] != p[:-1]]))
+        group = np.empty(len(order), dtype=np.int64)
+        group[order] = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(order))))
+        return order, starts, p[starts], group
+
+    return base._cached(("grid_groups", base.grid_res), make)
+
+
+def prepare(base: BaselineAccess) -> None:
+    """Compute once what every change's map update reuses (the street samples' hexagons)."""
+    if base.grid_res is not None and len(base.samples()):
+        _grid_groups(base)
+
+
+def grid_values(result: ScenarioResult) -> dict[str, float | None]:
+    """Median street minutes per hexagon (the grid layer's ``h3`` id) where the scenario changes it.
+
+    As :func:`etl.grid.grid_minutes`: the median of the travel times of the street samples
+    in each hexagon, None where most of them reach no site. Only hexagons holding a street
+    whose end-node times changed are recomputed; empty without a grid resolution.
+    """
+    base = result.base
+    if base.grid_res is None or len(base.samples()) == 0:
+        return {}
+    changed = result.time_s != result.base_time_s
+    if not changed.any():
+        return {}
+    samples = base.samples()
+    order, starts, hexes, group = _grid_groups(base)
+    hit = changed[samples.a] | changed[samples.b]
+    groups = np.unique(group[hit])
+    ends = np.append(starts, len(order))
+    counts = ends[groups + 1] - ends[groups]
+    first = np.repeat(ends[groups] - np.cumsum(counts) + counts, counts)
+    idx = order[first + np.arange(int(counts.sum()))]
+    sub = _subset(samples, idx)
+    label = np.repeat(np.arange(len(groups)), counts)
+    new = pd.Series(sample_times(sub, result.time_s) / 60.0).groupby(label).median().to_numpy()
+    old = pd.Series(sample_times(sub, result.base_time_s) / 60.0).groupby(label).median()
+    out = {}
+    for g, n, o in zip(groups.tolist(), new.tolist(), old.to_numpy().tolist(), strict=True):
+        if n == o:
+            continue
+        out[f"{int(hexes[g]):x}"] = round(n, GRID_DECIMALS) if np.isfinite(n) else None
+    return out
+
+
+def _subset(samples: StreetSamples, idx: np.ndarray) -> StreetSamples:
+    return StreetSamples(
+        a=samples.a[idx],
+        b=samples.b[idx],
+        frac=samples.frac[idx],
+        time_ab=samples.time_ab[idx],
+        time_ba=samples.time_ba[idx],
+        lon=samples.lon[idx],
+        lat=samples.lat[idx],
+        cell=samples.cell[idx],
+        res=samples.res,
+    )
+
+
+def area_overrides(result: ScenarioResult) -> dict[str, Any]:
+    """What the area layer's ``hideout`` needs to colour the scenario (JSON-ready).
+
+    Returns
+    -------
+    dict
+        ``prop`` (``t_<category>_<mode>``: the property the values replace), ``areas``
+        (area id -> minutes or None) and ``grid`` (hexagon id -> minutes or None), the
+        areas and hexagons whose value changes; ``scenario`` and ``changes`` (its name and
+        length, for the legend).
+    """
+    return {
+        "prop": f"t_{result.category}_{result.mode}",
+        "areas": area_values(result),
+        "grid": grid_values(result),
+        "scenario": result.scenario.name,
+        "changes": len(result.scenario),
+    }
+
+
+__all__ = [
+    "BandChange",
+    "area_overrides",
+    "area_values",
+    "band_change",
+    "band_minutes",
+    "bands_overlay",
+    "cells_geometry",
+    "grid_values",
+    "prepare",
+]
