@@ -209,6 +209,19 @@ _LAYER_FIELDS: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("desert_blocked", "share"): ("fraction 0-1", "share of the desert's people on blocked land"),
     ("sitable", "name"): ("", "land where no rule prohibits a new treatment program"),
     ("areas", "area_km2"): ("km²", "land and water area"),
+    ("transit_stops", "stop_id"): ("", "GTFS stop_id"),
+    ("transit_stops", "stop_code"): ("", "the code riders see at the stop (GTFS stop_code)"),
+    ("transit_stops", "name"): ("", "stop name as the transit agency gives it"),
+    ("transit_stops", "description"): ("", "the agency's description of the stop"),
+    ("transit_stops", "kind"): ("", "stop, or station (a group of platforms)"),
+    ("transit_stops", "parent_station"): ("", "stop_id of the station a platform belongs to"),
+    ("transit_stops", "wheelchair"): ("", "wheelchair boarding: yes, no or unknown"),
+    ("transit_stops", "routes"): ("", "short names of the routes serving the stop"),
+    ("transit_stops", "n_routes"): ("count", "routes serving the stop"),
+    ("transit_stops", "routes_from"): (
+        "", "where the routes come from: stop_times (timetable) or shapes (route lines "
+        "within 30 m)"
+    ),
 }
 
 
@@ -640,6 +653,10 @@ def describe_field(
         if metric == "nearest":
             return "", f"id of the {label} nearest to most of the area's people {how}"
         return "", f"{metric.replace('_', ' ')} for {label} {how}"
+    walk = re.fullmatch(r"walk_min_(?P<cat>[a-z_]+)", column)
+    if walk is not None:
+        label = CATEGORY_LABELS.get(walk["cat"], walk["cat"]).lower()
+        return "minutes", f"walk from the stop to the nearest {label} (empty: not reachable)"
     if column in _FIELDS:
         return _FIELDS[column]
     return "", "as given by the source (see metadata.json)"
@@ -1000,6 +1017,9 @@ def _abbreviate(name: str, limit: int = 10) -> str:
     if m is not None:
         metric = _METRIC_ABBR.get(m["metric"], m["metric"])
         return f"{metric}_{_CAT_ABBR[m['cat']]}_{_MODE_ABBR[m['mode']]}"
+    walk = re.fullmatch(r"walk_min_(?P<cat>[a-z_]+)", name)
+    if walk is not None and walk["cat"] in _CAT_ABBR:
+        return f"wk_min_{_CAT_ABBR[walk['cat']]}"
     words = name.split("_")
     # Abbreviate the longest words first, only as far as needed.
     for i in sorted(range(len(words)), key=lambda k: -len(words[k])):

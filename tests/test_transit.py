@@ -192,3 +192,17 @@ def test_franklin_cota_feed() -> None:
     assert (res.stops["n_routes"] > 0).sum() >= 2950
     high_long = res.stops.loc[res.stops["name"] == "N HIGH ST & W LONG ST", "routes"].iloc[0]
     assert {"1", "2", "CMAX"} <= set(high_long.split(", "))
+
+
+def test_exports_describe_the_stop_fields() -> None:
+    from etl.export import describe_field, shapefile_names
+
+    unit, meaning = describe_field("transit_stops", "walk_min_buprenorphine")
+    assert unit == "minutes" and "nearest buprenorphine prescriber" in meaning
+    assert describe_field("transit_stops", "kind")[1] == "stop, or station (a group of platforms)"
+    names = shapefile_names(["walk_min_naloxone", "walk_min_naltrexone", "routes_from"])
+    assert names == {
+        "walk_min_naloxone": "wk_min_nlx",
+        "walk_min_naltrexone": "wk_min_ntx",
+        "routes_from": "routes_fro",
+    }
