@@ -15,18 +15,33 @@ clicks the map (details callback) and looks up a place (look-up callback), ``--t
 seconds apart (default 0: a closed loop, the worst case). Export URLs are included when the
 app has any route with "export" or "download" in it.
 
+With no think time every visitor starts its first visit at the same instant (``--start
+together``, the default): for the first visits the 50 reach each step in lockstep, so the
+heaviest callback arrives 50 times at once, a flash crowd that sets the p99. ``--start
+staggered`` starts each visitor at a random step of its first visit instead; every later
+visit, and so the request mix, is the same. With think time visitors always arrive spread
+over the first ``4 * think`` seconds.
+
+A closed loop with no think time keeps the server saturated by construction: a request's
+latency is mostly its wait for the CPU (mean latency ≈ users / throughput), so compare runs by
+throughput and by the server's CPU per request (printed, from ``/proc``), and note the load
+average (printed before and after each run: other processes on the machine take their share).
+
 Callback bodies are built from ``/_dash-dependencies`` and the values of the first rendered
 page, so the script follows the app's component ids. Bodies are read raw (gzip is not
 decoded), so the client spends its CPU on requests, not on inflating GeoJSON.
 
 Prints, per worker count and request kind: requests, errors, requests per second, p50, p90,
-p99 and max latency; writes everything to ``artifacts/loadtest_serving.json``. Only
-127.0.0.1 is ever contacted, and every loop is bounded in time and count.
+p99 and max latency, and the CPU seconds of the server and of the load generator; writes
+everything to ``artifacts/loadtest_serving.json``, with the 20 slowest requests and when they
+started (a cluster shows a stall or a lockstep wave). Only 127.0.0.1 is ever contacted, and
+every loop is bounded in time and count.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import os
 import random
@@ -103,16 +118,24 @@ class Gunicorn:
         msg = f"gunicorn did not become healthy; see {self.log.name}"
         raise SystemExit(msg)
 
-    def rss_mb(self) -> float:
-        total = 0
+    def _stats(self) -> Iterator[list[str]]:
+        """``/proc/<pid>/stat`` fields (after the name) of the master and its workers."""
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
                 if int(fields[1]) == self.proc.pid or int(stat.parent.name) == self.proc.pid:
-                    total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+                    yield fields
             except (OSError, IndexError, ValueError):
                 continue
+
+    def rss_mb(self) -> float:
+        total = sum(int(f[21]) * os.sysconf("SC_PAGE_SIZE") for f in self._stats())
         return round(total / 2**20, 1)
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the master and its live workers have used."""
+        ticks = sum(int(f[11]) + int(f[12]) for f in self._stats())
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -284,13 +307,31 @@ class Site:
 
 
 def run_load(
-    site: Site, *, users: int, duration: float, max_requests: int, think: float, seed: int = 1
+    site: Site,
+    *,
+    users: int,
+    duration: float,
+    max_requests: int,
+    think: float,
+    seed: int = 1,
+    start: str = "together",
 ) -> dict[str, Any]:
+    """Run ``users`` visitors for ``duration`` seconds; latencies per request kind.
+
+    ``start="together"``: with no think time every visitor begins its first visit at the
+    same instant, so all of them reach each step (the page, the What-if callback, …) in
+    lockstep for the first visits, a flash crowd. ``"staggered"``: each visitor begins its
+    first visit at a random step instead (the requests of every later visit are the same),
+    as visitors who arrived at different times would. With think time, visitors always
+    arrive spread over the first ``4 * think`` seconds.
+    """
     lock = threading.Lock()
     times: dict[str, list[float]] = defaultdict(list)
+    slowest: list[tuple[float, float, str]] = []  # (seconds, started after, kind)
     statuses: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     errors: list[str] = []
     count = [0]
+    start = time.perf_counter()
     stop_at = time.monotonic() + duration
     barrier = threading.Barrier(users)
 
@@ -301,8 +342,13 @@ def run_load(
         barrier.wait()
         if think:  # visitors arrive over the first seconds, not all at one instant
             time.sleep(rng.uniform(0, 4 * think))
+        first = True
         while time.monotonic() < stop_at:
-            for kind, method, path, body, pause in site.visit(rng):
+            visit = site.visit(rng)
+            if first and start == "staggered" and not think:
+                visit = visit[rng.randrange(len(visit)) :]
+            first = False
+            for kind, method, path, body, pause in visit:
                 with lock:
                     if count[0] >= max_requests or time.monotonic() >= stop_at:
                         return
@@ -321,6 +367,10 @@ def run_load(
                 dt = time.perf_counter() - t0
                 with lock:
                     times[kind].append(dt)
+                    if len(slowest) < 20 or dt > slowest[0][0]:
+                        heapq.heappush(slowest, (dt, t0 - start, kind))
+                        if len(slowest) > 20:
+                            heapq.heappop(slowest)
                     statuses[kind][str(status)] += 1
                     if not ok:
                         errors.append(f"{kind} {method} {path[:80]}: {status}")
@@ -340,11 +390,17 @@ def run_load(
     out: dict[str, Any] = {
         "users": users,
         "think_s": think,
+        "start": start,
         "seconds": round(wall, 1),
         "requests": len(every),
         "rps": round(len(every) / wall, 1),
         "errors": len(errors),
         "error_samples": errors[:10],
+        # when the slowest requests started (s into the run): a stall shows as a cluster
+        "slowest": [
+            {"kind": k, "ms": round(dt * 1000, 1), "started_s": round(at, 2)}
+            for dt, at, k in sorted(slowest, reverse=True)
+        ],
         "kinds": {},
     }
     callbacks = [t for k, v in times.items() if k.startswith("cb:") for t in v]
@@ -366,12 +422,26 @@ def run_load(
     return out
 
 
+def _cpu_s() -> float:
+    """CPU seconds this process (the load generator) has used."""
+    t = os.times()
+    return t.user + t.system
+
+
 def print_table(workers: int, res: dict[str, Any], rss: float) -> None:
+    cpu = res.get("cpu", {})
     print(
-        f"\n{workers} workers, {res['users']} users, think {res['think_s']} s: "
+        f"\n{workers} workers, {res['users']} users, think {res['think_s']} s, "
+        f"start {res['start']}: "
         f"{res['requests']:,} requests in {res['seconds']} s = {res['rps']} req/s, "
         f"{res['errors']} errors; gunicorn RSS {rss:,.0f} MB"
     )
+    if cpu:
+        print(
+            f"CPU: server {cpu['server_s']} s ({cpu['server_ms_per_request']} ms/request), "
+            f"load generator {cpu['client_s']} s; load average (1 min) before/after "
+            f"{cpu['loadavg_1min_before_after']} on {os.cpu_count()} CPUs"
+        )
     print(f"{'kind':28s} {'n':>7s} {'err':>4s} {'req/s':>7s} {'p50':>7s} {'p90':>7s} "
           f"{'p99':>7s} {'max':>7s}  (ms)")  # fmt: skip
     for kind, k in res["kinds"].items():
@@ -399,6 +469,12 @@ def main(argv: list[str] | None = None) -> int:
         help="mean seconds between a visitor's requests; one run per value (0: closed loop)",
     )
     ap.add_argument("--warmup", type=float, default=15.0, help="seconds per 2 workers")
+    ap.add_argument(
+        "--start",
+        choices=["together", "staggered"],
+        default="together",
+        help="with think 0: visitors begin in lockstep (a flash crowd) or at random steps",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "artifacts" / "loadtest_serving.json")
     args = ap.parse_args(argv)
     duration = min(args.duration, 300.0)
@@ -419,13 +495,26 @@ def main(argv: list[str] | None = None) -> int:
                 warm = args.warmup * max(1.0, workers / 2)
                 run_load(site, users=4 * workers, duration=warm, max_requests=20_000, think=0)
                 for think in args.think:
+                    load0, server0, client0 = os.getloadavg()[0], server.cpu_s(), _cpu_s()
                     res = run_load(
                         site,
                         users=args.users,
                         duration=duration,
                         max_requests=max_requests,
                         think=think,
+                        start=args.start,
                     )
+                    res["cpu"] = {
+                        "server_s": round(server.cpu_s() - server0, 1),
+                        "client_s": round(_cpu_s() - client0, 1),
+                        "server_ms_per_request": round(
+                            1000 * (server.cpu_s() - server0) / max(1, res["requests"]), 2
+                        ),
+                        "loadavg_1min_before_after": [
+                            round(load0, 2),
+                            round(os.getloadavg()[0], 2),
+                        ],
+                    }
                     rss = server.rss_mb()
                     print_table(workers, res, rss)
                     results.append({"workers": workers, "rss_mb": rss, **res})

@@ -33,10 +33,10 @@ from etl.app_data import (
     access_summary,
     area_at,
     area_outline,
-    attribute_filters,
     class_breaks,
     map_options,
     overdose_source,
+    provider_filters,
     region_data,
 )
 from etl.app_lookup import find_place, nearest_care
@@ -112,6 +112,11 @@ def layer_urls(rd: RegionData) -> dict[str, str]:
 
 def overdose_model(rd: RegionData) -> dict[str, Any] | None:
     """Property, class breaks and label of the overdose choropleth (None without data)."""
+    model = rd.cached("overdose_model", lambda: _overdose_model(rd))
+    return None if model is None else {**model, "breaks": list(model["breaks"])}
+
+
+def _overdose_model(rd: RegionData) -> dict[str, Any] | None:
     source = overdose_source(rd)
     if source is None:
         return None
@@ -166,7 +171,7 @@ def page_model(rd: RegionData, state: MapState, options: Options, *, default: st
         ),
         defaults=mp.defaults_store(state, options, default_region=default),
         overdose=overdose_model(rd),
-        filters=attribute_filters(rd.layer("providers")) if rd.has_layer("providers") else {},
+        filters=provider_filters(rd),
         osm_attribution=osm_attribution(rd.manifest),
     )
 

@@ -7,12 +7,13 @@ A layer that cannot be built answers 404 with a one-line JSON reason, never a tr
 
 :func:`install_compression` gzips Dash's own JavaScript, CSS and JSON responses (Dash
 compresses only with the optional ``flask-compress``); compressed static files are cached by
-path and ETag.
+path and ETag, other compressed bodies (callback answers, pages) by their content.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import logging
 import os
 import re
@@ -36,7 +37,11 @@ WARM_STATE: dict[str, object] = {"warm": False, "region": None}
 _NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
 _MIN_BYTES = 1024
-_CACHE_ENTRIES = 64
+_CACHE_ENTRIES = 128
+_MAX_CACHED_BYTES = 512 * 1024
+#: gzip level of responses made per request: 3 compresses a page callback's 57 kB in a
+#: quarter of level 6's time, for a body 14 % larger (8.7 kB instead of 7.6 kB).
+DYNAMIC_GZIP_LEVEL = 3
 
 
 def layer_url(region: str, name: str, *args: str, build: str = "") -> str:
@@ -103,7 +108,7 @@ def _not_found(reason: str) -> flask.Response:
 
 
 class _GzipCache:
-    """Compressed bodies of static responses, keyed by path and ETag (LRU)."""
+    """Compressed bodies, keyed by path and ETag or by a hash of the content (LRU)."""
 
     def __init__(self, size: int = _CACHE_ENTRIES) -> None:
         self.size = size
@@ -148,8 +153,13 @@ def install_compression(server: flask.Flask) -> None:
         )
         if static:
             body = cache.get((flask.request.path, etag), lambda: gzip.compress(data, 6, mtime=0))
+        elif len(data) <= _MAX_CACHED_BYTES:
+            # Callback answers and pages repeat (every first visit asks for the default
+            # view): keyed by their content, a repeat costs a hash, not a compression.
+            key = ("", hashlib.blake2b(data, digest_size=16).hexdigest())
+            body = cache.get(key, lambda: gzip.compress(data, DYNAMIC_GZIP_LEVEL, mtime=0))
         else:
-            body = gzip.compress(data, 5 if len(data) > 100_000 else 6, mtime=0)
+            body = gzip.compress(data, DYNAMIC_GZIP_LEVEL, mtime=0)
         response.set_data(body)
         response.headers["Content-Encoding"] = "gzip"
         response.headers["Content-Length"] = str(len(body))

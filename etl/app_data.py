@@ -22,15 +22,20 @@ PRECISION : int
 MAX_BAND_MIN : int
     Minute bands run from 1 to this; slower cells fall into one band ``MAX_BAND_MIN + 1``;
     cells from which no site is reached get :data:`NO_ROUTE`.
+MEMO_SIZE : int
+    Answers to user inputs (a summary per threshold, …) kept per bundle build
+    (:meth:`RegionData.memo`); a few hundred small dicts.
 """
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import json
 import logging
 import math
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -55,6 +60,7 @@ logger = logging.getLogger(__name__)
 PRECISION: Final[int] = 5
 MAX_BAND_MIN: Final[int] = 60
 NO_ROUTE: Final[int] = 9999
+MEMO_SIZE: Final[int] = 512
 
 #: Provider attributes a user may filter on, with their labels (shown where a bundle has them).
 ATTRIBUTE_FILTERS: Final[dict[str, str]] = {
@@ -555,8 +561,16 @@ def threshold_summary(
     t = np.asarray(times_s, dtype=float)
     w = np.asarray(weights, dtype=float)
     covered = ~np.isnan(t)
-    within = covered & (t <= threshold_min * 60.0)
     median = weighted_median(t[covered] / 60.0, w[covered])
+    return _threshold_summary(t, w, threshold_min, median)
+
+
+def _threshold_summary(
+    t: np.ndarray, w: np.ndarray, threshold_min: float, median: float | None
+) -> ThresholdSummary:
+    """:func:`threshold_summary` with the median (which no threshold changes) given."""
+    covered = ~np.isnan(t)
+    within = covered & (t <= threshold_min * 60.0)
     return ThresholdSummary(
         threshold_min=float(threshold_min),
         within=float(w[within].sum()),
@@ -717,6 +731,9 @@ class RegionData:
     bundle: Bundle
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _memo: OrderedDict[Any, Any] = field(default_factory=OrderedDict, repr=False)
+    # its own lock: `cached` holds `_lock` while it builds, which may take seconds
+    _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -743,6 +760,25 @@ class RegionData:
             if key not in self._cache:
                 self._cache[key] = make()
             return self._cache[key]
+
+    def memo(self, key: Any, make: Callable[[], Any], *, size: int = MEMO_SIZE) -> Any:
+        """Return ``make()`` for ``key``, keeping the ``size`` most recently used results.
+
+        For answers that depend on a user's input (a threshold, a URL): bounded, unlike
+        :meth:`cached`. ``make`` runs outside the lock, so a slow one never blocks other
+        keys; two threads missing the same key at once may both compute it (same result).
+        """
+        with self._memo_lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        value = make()
+        with self._memo_lock:
+            self._memo[key] = value
+            self._memo.move_to_end(key)
+            while len(self._memo) > size:
+                self._memo.popitem(last=False)
+        return value
 
     # -- bundle contents ----------------------------------------------------------------
     def has_layer(self, name: str) -> bool:
@@ -850,10 +886,18 @@ class RegionData:
         return self.cached("weights", lambda: self.layer("people")["weight"].to_numpy(dtype=float))
 
     def summary(self, category: str, mode: str, threshold_min: float) -> ThresholdSummary:
-        """People within and beyond the threshold for a (category, mode)."""
-        return threshold_summary(
-            self.people_times(category, mode), self.people_weights(), threshold_min
-        )
+        """People within and beyond the threshold for a (category, mode) (memoised)."""
+        threshold = float(threshold_min)
+
+        def make() -> ThresholdSummary:
+            times, weights = self.people_times(category, mode), self.people_weights()
+            median = self.cached(
+                ("median_min", category, mode),
+                lambda: threshold_summary(times, weights, threshold).median_min,
+            )
+            return _threshold_summary(times, weights, threshold, median)
+
+        return self.memo(("summary", category, mode, threshold), make)
 
     def cell_times(self, category: str, mode: str) -> tuple[np.ndarray, np.ndarray]:
         """Fine cells along the streets and their best time (s) to a site of ``category``."""
@@ -997,6 +1041,7 @@ LAYER_BUILDERS: Final[dict[str, Callable[..., bytes]]] = {
 
 _REGIONS: OrderedDict[str, RegionData] = OrderedDict()
 _REGIONS_LOCK = threading.Lock()
+_STAMPS: OrderedDict[tuple[str, str, int, int, int, int], RegionData] = OrderedDict()
 _KEEP_REGIONS = 4
 
 
@@ -1011,6 +1056,12 @@ def region_data(geodata_dir: str | Path, region: str) -> RegionData:
     BundleError
         If the region has no bundle or it is unreadable (the message says how to build it).
     """
+    stamp = _manifest_stamp(geodata_dir, region)
+    if stamp is not None:
+        with _REGIONS_LOCK:
+            rd = _STAMPS.get(stamp)
+            if rd is not None:
+                return rd
     bundle = open_region(geodata_dir, region)
     key = f"{bundle.path}|{bundle.manifest.get('build_id', '')}"
     with _REGIONS_LOCK:
@@ -1018,16 +1069,42 @@ def region_data(geodata_dir: str | Path, region: str) -> RegionData:
         if rd is None:
             rd = _REGIONS[key] = RegionData(bundle=bundle)
             while len(_REGIONS) > _KEEP_REGIONS:
-                _REGIONS.popitem(last=False)
+                _, dropped = _REGIONS.popitem(last=False)
+                for old in [k for k, v in _STAMPS.items() if v is dropped]:
+                    del _STAMPS[old]
         else:
             _REGIONS.move_to_end(key)
+        if stamp is not None and stamp == _manifest_stamp(geodata_dir, region, bundle.path):
+            _STAMPS[stamp] = rd
+            while len(_STAMPS) > 2 * _KEEP_REGIONS:
+                _STAMPS.popitem(last=False)
         return rd
+
+
+def _manifest_stamp(
+    geodata_dir: str | Path, region: str, folder: str | Path | None = None
+) -> tuple[str, str, int, int, int, int] | None:
+    """Which manifest file a region's link leads to: device, inode, size and time.
+
+    Every request opens its region: this spares it reading and parsing the manifest while
+    the link and the manifest are unchanged (a rebuild swaps the link to a new build folder,
+    whose manifest is another file). ``folder``: stat the manifest there instead (the build
+    folder a bundle was opened from), to check the two are the same file.
+    """
+    if "/" in region or region.startswith("."):
+        return None
+    try:
+        st = os.stat(os.path.join(folder or os.path.join(geodata_dir, region), "manifest.json"))
+    except OSError:
+        return None
+    return (str(geodata_dir), region, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def clear_cache() -> None:
     """Forget every cached region (tests)."""
     with _REGIONS_LOCK:
         _REGIONS.clear()
+        _STAMPS.clear()
 
 
 # ---------------------------------------------------------------------------------------
@@ -1040,6 +1117,9 @@ def access_summary(
 ) -> dict[str, Any]:
     """Everything the summary panel shows for a (category, mode, threshold).
 
+    Computed once per bundle build and input (:meth:`RegionData.memo`); every call returns
+    its own copy, so a caller may change it.
+
     Returns
     -------
     dict
@@ -1050,9 +1130,20 @@ def access_summary(
         a street), ``deaths`` (:func:`deaths_in_deserts` or None) and ``county`` (the county
         overdose rate row where the bundle has only county figures, else None).
     """
+    threshold = float(threshold_min)
+    summary = rd.memo(
+        ("access_summary", category, mode, threshold),
+        lambda: _access_summary(rd, category, mode, threshold),
+    )
+    return copy.deepcopy(summary)
+
+
+def _access_summary(
+    rd: RegionData, category: str, mode: str, threshold_min: float
+) -> dict[str, Any]:
     weights = rd.people_weights()
     times = rd.people_times(category, mode)
-    focus = threshold_summary(times, weights, threshold_min)
+    focus = rd.summary(category, mode, threshold_min)
     rows = []
     for cat in rd.categories:
         if f"time_{cat}" not in rd.access(mode):
@@ -1137,6 +1228,10 @@ def county_overdose(rd: RegionData) -> list[dict[str, Any]]:
         :data:`OVERDOSE_FIELDS` per row (suppressed values stay empty); empty without a
         counties layer or without rows for the region's counties.
     """
+    return copy.deepcopy(rd.cached("county_overdose", lambda: _county_overdose(rd)))
+
+
+def _county_overdose(rd: RegionData) -> list[dict[str, Any]]:
     if not rd.has_layer("counties"):
         return []
     frame = pd.DataFrame(rd.layer("counties")).drop(columns="geometry", errors="ignore")
@@ -1195,8 +1290,19 @@ def overdose_source(rd: RegionData) -> str | None:
     return None
 
 
+def provider_filters(rd: RegionData) -> dict[str, str]:
+    """:func:`attribute_filters` of the region's providers (empty without them), once."""
+    if not rd.has_layer("providers"):
+        return {}
+    return dict(rd.cached("provider_filters", lambda: attribute_filters(rd.layer("providers"))))
+
+
 def map_options(rd: RegionData, regions: Sequence[str]) -> Any:
-    """What a region offers the map (:class:`etl.app_state.Options`)."""
+    """What a region offers the map (:class:`etl.app_state.Options`, computed once per list)."""
+    return rd.memo(("map_options", tuple(regions)), lambda: _map_options(rd, regions))
+
+
+def _map_options(rd: RegionData, regions: Sequence[str]) -> Any:
     from etl.app_state import Options
 
     layers = ["streets", "tiles"]
@@ -1219,7 +1325,7 @@ def map_options(rd: RegionData, regions: Sequence[str]) -> Any:
     counties = rd.manifest.get("layers", {}).get("counties", {})
     if counties.get("crs") and any(c.startswith("t_") for c in counties.get("columns", [])):
         units.append("counties")
-    filters = tuple(attribute_filters(rd.layer("providers"))) if rd.has_layer("providers") else ()
+    filters = tuple(provider_filters(rd))
     thresholds = {
         f"{c}/{m}": float(t)
         for c in rd.categories

@@ -224,7 +224,7 @@ def nearest_care(rd: RegionData, place: Place, *, categories: list[str] | None =
     Lookup
     """
     categories = categories or rd.categories
-    providers = rd.layer("providers")
+    rows = rd.cached("lookup_providers", lambda: _provider_rows(rd))
     crs = rd.manifest.get("crs") or rd.network(rd.modes[0]).crs
     to_xy = rd.cached(
         ("to_xy", crs), lambda: Transformer.from_crs("EPSG:4326", crs, always_xy=True)
@@ -251,31 +251,26 @@ def nearest_care(rd: RegionData, place: Place, *, categories: list[str] | None =
             found.append((cat, seconds if ok else math.nan, row if ok else -1))
         finite = [s for _, s, r in found if r >= 0]
         limit = (max(finite) + 60.0) if finite else 0.0
-        paths = _routes(
-            net,
-            node,
-            [int(providers[f"node_{mode}"].iloc[r]) for _, _, r in found if r >= 0],
-            limit,
-        )
+        nodes = rows.get(f"node_{mode}", [])
+        paths = _routes(net, node, [int(nodes[r]) for _, _, r in found if r >= 0], limit)
         for cat, seconds, row in found:
             if row < 0:
                 out.append(Nearest(cat, mode, None, -1, None, None, None, []))
                 continue
-            prov = providers.iloc[row]
-            path = paths.get(int(prov[f"node_{mode}"]), [])
+            path = paths.get(int(nodes[row]), [])
             line = [[round(place.lat, 6), round(place.lon, 6)]]
             line += [[round(float(net.lat[n]), 6), round(float(net.lon[n]), 6)] for n in path]
-            if prov.geometry is not None and prov.geometry.geom_type == "Point":
-                line.append([round(prov.geometry.y, 6), round(prov.geometry.x, 6)])
+            if rows["point"][row] is not None:
+                line.append(list(rows["point"][row]))
             out.append(
                 Nearest(
                     category=cat,
                     mode=mode,
                     minutes=round(seconds / 60.0, 1),
                     provider_row=row,
-                    provider_id=_text(prov.get("id")),
-                    name=_text(prov.get("name")),
-                    address=_address(prov),
+                    provider_id=rows["id"][row],
+                    name=rows["name"][row],
+                    address=rows["address"][row],
                     route=line,
                 )
             )
@@ -311,13 +306,40 @@ def _routes(
     return out
 
 
+def _provider_rows(rd: RegionData) -> dict[str, list[Any]]:
+    """What a look-up reads of each provider, as plain lists, once per build.
+
+    Reading rows out of the frame cost a look-up more time than its routing.
+    """
+    providers = rd.layer("providers")
+    records = [
+        {k: v for k, v in r.items() if k != providers.geometry.name}
+        for r in pd.DataFrame(providers).to_dict("records")
+    ]
+    points = [
+        (round(g.y, 6), round(g.x, 6)) if g is not None and g.geom_type == "Point" else None
+        for g in providers.geometry
+    ]
+    out: dict[str, list[Any]] = {
+        "id": [_text(r.get("id")) for r in records],
+        "name": [_text(r.get("name")) for r in records],
+        "address": [_address(r) for r in records],
+        "point": points,
+    }
+    for mode in rd.modes:
+        column = f"node_{mode}"
+        if column in providers.columns:
+            out[column] = list(providers[column].to_numpy())
+    return out
+
+
 def _text(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
     return str(value)
 
 
-def _address(row: pd.Series) -> str | None:
+def _address(row: pd.Series | dict[str, Any]) -> str | None:
     parts = [_text(row.get(k)) for k in ("address", "city")]
     tail = " ".join(p for p in (_text(row.get("state")), _text(row.get("zip"))) if p)
     text = ", ".join(p for p in [*parts, tail] if p)

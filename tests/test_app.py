@@ -203,6 +203,70 @@ def test_access_summary_reports_deserts_barriers_and_county_overdoses(
     assert access_summary(rd, "methadone", "drive", 5)["focus"]["beyond"] > s["focus"]["beyond"]
 
 
+def test_summaries_are_memoised_per_input_and_handed_out_as_copies(
+    rd: app_data.RegionData,
+) -> None:
+    for threshold in (5, 12.5, 30, 240):
+        direct = threshold_summary(
+            rd.people_times("buprenorphine", "walk"), rd.people_weights(), threshold
+        )
+        assert rd.summary("buprenorphine", "walk", threshold) == direct
+        assert rd.summary("buprenorphine", "walk", float(threshold)) is rd.summary(
+            "buprenorphine", "walk", threshold
+        )
+    first = access_summary(rd, "methadone", "drive", 20)
+    assert first == app_data._access_summary(rd, "methadone", "drive", 20.0)
+    first["focus"]["within"] = -1.0
+    first["categories"].clear()
+    first["county"][0]["rate_per_100k"] = -1.0
+    again = access_summary(rd, "methadone", "drive", 20)
+    assert again == app_data._access_summary(rd, "methadone", "drive", 20.0)
+    assert again["focus"]["within"] > 0 and len(again["categories"]) == len(rd.categories)
+    assert app_data.county_overdose(rd)[0]["rate_per_100k"] == pytest.approx(23.0)
+
+
+def test_memo_keeps_only_the_most_recently_used_results(rd: app_data.RegionData) -> None:
+    fresh = app_data.RegionData(bundle=rd.bundle)
+    made: list[str] = []
+
+    def make(key: str) -> str:
+        made.append(key)
+        return key.upper()
+
+    assert fresh.memo("a", lambda: make("a"), size=2) == "A"
+    assert fresh.memo("b", lambda: make("b"), size=2) == "B"
+    assert fresh.memo("a", lambda: make("a"), size=2) == "A"  # kept, now the most recent
+    assert fresh.memo("c", lambda: make("c"), size=2) == "C"  # drops "b", the oldest
+    assert fresh.memo("a", lambda: make("a"), size=2) == "A"
+    assert fresh.memo("b", lambda: make("b"), size=2) == "B"
+    assert made == ["a", "b", "c", "b"]
+
+
+def test_region_data_is_reused_until_the_link_points_at_a_new_build(
+    geo: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "geodata"
+    shutil.copytree(geo, copy, symlinks=True)
+    first = region_data(copy, "demo")
+    assert region_data(copy, "demo") is first
+    # a rebuild: a new build folder with its own build id, then the link swapped to it
+    old = (copy / "demo").resolve()
+    new = old.with_name("20990101T000000-rebuilt")
+    shutil.copytree(old, new)
+    manifest = json.loads((new / "manifest.json").read_text())
+    manifest["build_id"] = new.name
+    (new / "manifest.json").write_text(json.dumps(manifest))
+    (copy / "demo").unlink()
+    (copy / "demo").symlink_to(new.relative_to(copy), target_is_directory=True)
+    rebuilt = region_data(copy, "demo")
+    assert rebuilt is not first and rebuilt.build_id == new.name
+    assert region_data(copy, "demo") is rebuilt
+    # the link swapped back: the first build again
+    (copy / "demo").unlink()
+    (copy / "demo").symlink_to(old.relative_to(copy), target_is_directory=True)
+    assert region_data(copy, "demo").build_id == first.build_id
+
+
 # ---------------------------------------------------------------------------------------
 # Layers
 # ---------------------------------------------------------------------------------------
@@ -365,6 +429,13 @@ def test_nearest_care_from_a_place(rd: app_data.RegionData) -> None:
     snap = snap_points(net, np.array([x]), np.array([y]))
     expected = rd.access("drive")["time_methadone"][snap.node[0]] + snap.walk_s[0]
     assert by[("methadone", "drive")].minutes == pytest.approx(expected / 60.0, abs=0.06)
+    # each row names its site as the providers layer does, and the route ends at it
+    for n in lookup.nearest:
+        row = providers.iloc[n.provider_row]
+        assert n.name == row["name"] and n.provider_id == str(row["id"])
+        assert n.address is not None and str(row["city"]) in n.address
+        if row.geometry.geom_type == "Point":
+            assert n.route[-1] == [round(row.geometry.y, 6), round(row.geometry.x, 6)]
 
 
 def test_nearest_care_far_from_the_network(rd: app_data.RegionData) -> None:
@@ -567,6 +638,33 @@ def test_summary_callback(client) -> None:
             )
             == {}
         )
+
+
+def test_callback_answers_are_compressed_once_per_content(client) -> None:
+    def summary(threshold: int) -> bytes:
+        body = {
+            "output": "summary.children",
+            "outputs": {"id": "summary", "property": "children"},
+            "inputs": [
+                {
+                    "id": "atlas-settled",
+                    "property": "data",
+                    "value": {"category": "naloxone", "mode": "drive", "threshold": threshold},
+                }
+            ],
+            "changedPropIds": ["atlas-settled.data"],
+            "state": [{"id": "atlas-region", "property": "data", "value": {"region": "demo"}}],
+        }
+        r = client.post("/_dash-update-component", json=body, headers={"Accept-Encoding": "gzip"})
+        assert r.status_code == 200 and r.headers["Content-Encoding"] == "gzip"
+        assert int(r.headers["Content-Length"]) == len(r.data)
+        return r.data
+
+    first, again, other = summary(9), summary(9), summary(25)
+    assert first == again and first != other
+    plain = json.loads(gzip.decompress(first))
+    assert "within 9 minutes" in json.dumps(plain, ensure_ascii=False)
+    assert "within 25 minutes" in gzip.decompress(other).decode()
 
 
 def test_layout_carries_the_page_named_by_the_referer(client) -> None:

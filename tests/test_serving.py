@@ -11,11 +11,13 @@ while clients keep requesting, and a worker killed with SIGKILL while requests a
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
 import logging
 import os
 import re
+import runpy
 import shutil
 import signal
 import socket
@@ -290,6 +292,21 @@ def test_json_error_log_keeps_the_traceback_for_the_server() -> None:
     line = json.loads(serving.JsonFormatter().format(record))
     assert line["message"] == "failed x" and line["level"] == "error"
     assert "ValueError: bad" in line["exception"]
+
+
+def test_gunicorn_conf_freezes_the_master_before_forking(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACCESS_ATLAS_WARM", "1")  # restored after the test
+    monkeypatch.setenv("ACCESS_ATLAS_PRELOAD", "1")
+    monkeypatch.setenv("ACCESS_ATLAS_THREADS", "6")
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert conf["worker_class"] == "gthread" and conf["threads"] == 6
+    assert conf["preload_app"] and os.environ["ACCESS_ATLAS_WARM"] == "0"  # held off in master
+    before = gc.get_freeze_count()
+    try:
+        conf["pre_fork"](None, None)
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
 
 
 # ---------------------------------------------------------------------------------------
