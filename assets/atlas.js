@@ -71,6 +71,23 @@
   var drawing = {};
   var settleTimer = null;
   var lastText = null;
+  var careNow = { category: null, labels: {} };  // the care chosen, for transit stop tooltips
+
+  /* A transit stop's tooltip: name, routes, wheelchair boarding and the walk to the care chosen. */
+  function stopText(p) {
+    var lines = ["<strong>" + esc(p.stop_name || p.name || "Transit stop") + "</strong>"];
+    if (p.routes) { lines.push("Routes " + esc(p.routes)); }
+    if (p.wheelchair === "yes") { lines.push("Wheelchair boarding"); }
+    var cat = careNow.category;
+    var key = "walk_min_" + cat;
+    var label = (careNow.labels[cat] || String(cat || "").replace(/_/g, " ")).toLowerCase();
+    if (cat && typeof p[key] === "number") {
+      lines.push(Math.max(1, Math.round(p[key])) + " min walk to the nearest " + esc(label));
+    } else if (cat && key in p) {
+      lines.push("No " + esc(label) + " within walking reach");
+    }
+    return lines.join("<br>");
+  }
   var lastSettled = null;
   var lastLegend = null;
   var timers = {};
@@ -323,7 +340,7 @@
     stopPoint: function (feature, latlng) {
       var p = feature.properties || {};
       return L.circleMarker(latlng, { radius: 3, color: "#fff", weight: 1, fillColor: "#444", fillOpacity: 1 })
-        .bindTooltip(esc(p.stop_name || p.name || "Transit stop"));
+        .bindTooltip(function () { return stopText(p); });  // built when shown: follows the care chosen
     },
 
     selectionStyle: function () {
@@ -438,6 +455,10 @@
                         uOd, hBar, uBar, hSit, uSit, hTr, uTr, hMajor, hMinor, hLabels, uMinor,
                         settled) {
       var no = window.dash_clientside.no_update;
+      careNow.category = category;
+      Object.keys((hSites && hSites.styles) || {}).forEach(function (c) {
+        careNow.labels[c] = hSites.styles[c].label || c;
+      });
       var surface = cs.surfaceHideout(drag, value, layers, opacity, hSurface);
       var text = surface[1] === lastText ? no : surface[1];
       lastText = surface[1];

@@ -635,6 +635,15 @@ def legend(model: PageModel, *, state: MapState | None = None) -> list:
         )
     if "sitable" in shown:
         items.append(html.Li([_swatch(SITABLE_COLOUR), " sitable land"]))
+    if "transit" in shown:
+        items.append(
+            html.Li(
+                [
+                    html.Span(className="atlas-stop", **{"aria-hidden": "true"}),
+                    " transit stop (hover: routes and the walk to care)",
+                ]
+            )
+        )
     if "streets" in shown:
         items.append(
             html.Li(

@@ -286,3 +286,42 @@ def test_offline_with_online_tiles_switched_on(page: Any, server: str) -> None:
     assert page.evaluate("atlas.drawn.streets.n") > 0  # the offline basemap is still drawn
     assert not page.errors
     _shot(page, "09-offline-tiles-blocked.png")
+
+
+STOP_JS = """(id) => {
+    let found = null;
+    atlas.map.eachLayer((l) => {
+        if (l.feature && l.feature.properties && l.feature.properties.stop_id === id) found = l;
+    });
+    if (!found) return null;
+    const p = atlas.map.latLngToContainerPoint(found.getLatLng());
+    const box = atlas.map.getContainer().getBoundingClientRect();
+    return [box.left + p.x, box.top + p.y];
+}"""
+
+
+def test_transit_stop_tells_routes_and_the_walk_to_care(
+    page: Any, server: str, geodata: Path
+) -> None:
+    import geopandas as gpd
+
+    stops = gpd.read_parquet(geodata / "demo" / "layers" / "transit_stops.parquet")
+    hub = stops.set_index("stop_id").loc["MTC"]
+    _open(page, server, f"?cat=buprenorphine&mode=walk&layers=streets,sites,transit"
+                        f"&lat={hub.geometry.y:.5f}&lon={hub.geometry.x:.5f}&z=16")  # fmt: skip
+    assert "transit stop" in page.inner_text("#legend")
+    page.wait_for_function(
+        "(() => { let n = 0; atlas.map.eachLayer((l) => {"
+        " if (l.feature && l.feature.properties.stop_id) n++; }); return n > 0; })()",
+        timeout=10_000,
+    )
+    xy = page.evaluate(STOP_JS, "MTC")
+    assert xy is not None
+    page.mouse.move(*xy)
+    tip = page.wait_for_selector(".leaflet-tooltip", timeout=5000)
+    text = tip.inner_text()
+    minutes = max(1, round(hub["walk_min_buprenorphine"]))
+    assert "Millbrook Transit Center" in text and "Routes 1, 2" in text
+    assert f"{minutes} min walk to the nearest buprenorphine prescriber" in text
+    _shot(page, "10-transit-stop.png")
+    assert not page.errors and not page.outside
