@@ -30,6 +30,7 @@ import io
 import logging
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -197,8 +198,25 @@ class Feed:
         """Where member ``name`` is (or would be), for messages."""
         return f"{self.path}!{name}" if self._zip else str(self.path / name)
 
-    def table(self, name: str, *, usecols: list[str] | None = None) -> pd.DataFrame:
-        """A GTFS table as strings (UTF-8, a byte-order mark allowed, as the spec says)."""
+    def table(
+        self, name: str, *, required: Sequence[str] = (), usecols: list[str] | None = None
+    ) -> pd.DataFrame:
+        """A GTFS table as strings (UTF-8, a byte-order mark allowed, as the spec says).
+
+        Parameters
+        ----------
+        name
+            The member, e.g. ``"stops.txt"``.
+        required
+            Columns that must be present (all columns are returned).
+        usecols
+            Columns that must be present and are the only ones returned.
+
+        Raises
+        ------
+        InputError
+            When the member is missing, not UTF-8 or not CSV, or lacks a column asked for.
+        """
         if not self.has(name):
             msg = f"{self.where(name)}: missing; a GTFS feed needs {name}"
             raise InputError(msg)
@@ -224,16 +242,14 @@ class Feed:
             msg = f"{self.where(name)}: cannot read as CSV ({exc})"
             raise InputError(msg) from None
         frame.columns = [c.strip() for c in frame.columns]
-        if usecols is not None:
-            missing = [c for c in usecols if c not in frame.columns]
-            if missing:
-                msg = (
-                    f"{self.where(name)}: no column {', '.join(map(repr, missing))}; "
-                    f"the header has {', '.join(frame.columns)}"
-                )
-                raise InputError(msg)
-            frame = frame[usecols]
-        return frame
+        missing = [c for c in (*required, *(usecols or ())) if c not in frame.columns]
+        if missing:
+            msg = (
+                f"{self.where(name)}: no column {', '.join(map(repr, dict.fromkeys(missing)))}; "
+                f"the header has {', '.join(frame.columns)}"
+            )
+            raise InputError(msg)
+        return frame[usecols] if usecols is not None else frame
 
 
 def read_stops_table(path: str | Path) -> tuple[pd.DataFrame, str]:
@@ -258,16 +274,8 @@ def read_stops_table(path: str | Path) -> tuple[pd.DataFrame, str]:
         ``stop_lat``/``stop_lon``/``stop_name``.
     """
     feed = Feed(path)
-    frame = feed.table(STOPS_FILE)
-    where = feed.where(STOPS_FILE)
-    missing = [c for c in ("stop_name", "stop_lat", "stop_lon") if c not in frame.columns]
-    if missing:
-        msg = (
-            f"{where}: no column {', '.join(map(repr, missing))}; "
-            f"the header has {', '.join(frame.columns)}"
-        )
-        raise InputError(msg)
-    return frame, where
+    frame = feed.table(STOPS_FILE, required=("stop_name", "stop_lat", "stop_lon"))
+    return frame, feed.where(STOPS_FILE)
 
 
 def feed_agency(path: str | Path) -> str:

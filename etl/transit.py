@@ -105,15 +105,7 @@ def read_gtfs_stops(
         is not UTF-8 CSV.
     """
     feed = Feed(path)
-    raw = feed.table("stops.txt")
-    missing = [c for c in REQUIRED if c not in raw.columns]
-    if missing:
-        msg = (
-            f"{feed.where('stops.txt')}: no column {', '.join(map(repr, missing))}; "
-            f"the header has {', '.join(raw.columns)}"
-        )
-        raise InputError(msg)
-    df = raw.copy()
+    df = feed.table("stops.txt", required=REQUIRED)
     df["row"] = np.arange(len(df)) + 2
     for col in ("stop_code", "stop_name", "stop_desc", "location_type", "parent_station",
                 "wheelchair_boarding"):  # fmt: skip
