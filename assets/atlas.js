@@ -72,6 +72,15 @@
   var settleTimer = null;
   var lastText = null;
   var careNow = { category: null, labels: {} };  // the care chosen, for transit stop tooltips
+  var scenarioToken = "";  // the What-if scenario the link carries (w=), see scenarioLink
+
+  /* A scenario store as a link token: base64url of its UTF-8 JSON (etl.app_state.encode_scenario). */
+  function scenarioTokenOf(store) {
+    if (!store || !store.changes || !store.changes.length) { return ""; }
+    var bytes = unescape(encodeURIComponent(JSON.stringify(store)));
+    var token = window.btoa(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    return token.length <= 3000 ? token : "";  // longer: save the scenario and share its name
+  }
 
   /* A transit stop's tooltip: name, routes, wheelchair boarding and the walk to the care chosen. */
   function stopText(p) {
@@ -370,6 +379,7 @@
         put("lat", Number(lat).toFixed(5)); put("lon", Number(lon).toFixed(5)); put("z", Math.round(s.zoom));
       }
       if (s.query) { put("q", s.query); }
+      if (scenarioToken) { put("w", scenarioToken); }
       return q.length ? "?" + q.join("&") : "";
     }
   });
@@ -447,6 +457,29 @@
         return window.dash_clientside.no_update;
       }
       return h;
+    },
+
+    /* A scenario that came with the link: hand it to the What-if panel once. */
+    scenarioRestore: function (data) {
+      if (!data || !data.changes || !data.changes.length) { return window.dash_clientside.no_update; }
+      scenarioToken = scenarioTokenOf(data);
+      window.dash_clientside.set_props("scenario-action", { data: { kind: "restore", scenario: data } });
+      return true;
+    },
+
+    /* The address bar and the share link carry the scenario the panel holds (w=). */
+    scenarioLink: function (store) {
+      var token = scenarioTokenOf(store);
+      if (token === scenarioToken) { return window.dash_clientside.no_update; }
+      scenarioToken = token;
+      var parts = (window.location.search || "").replace(/^\?/, "").split("&").filter(function (p) {
+        return p && p.indexOf("w=") !== 0;
+      });
+      if (token) { parts.push("w=" + token); }
+      var href = (window.location.pathname || "/") + (parts.length ? "?" + parts.join("&") : "");
+      try { window.history.replaceState(null, "", href); } catch (e) { /* sandboxed */ }
+      window.dash_clientside.set_props("share-link", { href: href });
+      return window.dash_clientside.no_update;
     },
 
     /* Every map change the controls make, in one pass (see callbacks/map.py). */

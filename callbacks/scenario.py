@@ -163,8 +163,9 @@ def respond(
     trigger
         The component that fired: ``scenario-add-centre``,
         ``scenario-address-add``/``scenario-address``, ``scenario-action`` (``{"kind":
-        "close", "id": ...}`` from a site's details, or ``{"kind": "add", "lon", "lat"}``
-        from a click on the map in add mode), ``scenario-undo``, ``scenario-reset``,
+        "close", "id": ...}`` from a site's details, ``{"kind": "add", "lon", "lat"}``
+        from a click on the map in add mode, or ``{"kind": "restore", "scenario": ...}``
+        for a scenario that came with the link), ``scenario-undo``, ``scenario-reset``,
         ``scenario-suggest``, ``scenario-accept``, ``scenario-load`` or
         :data:`layouts.map_page.SETTLED`.
     rd
@@ -240,6 +241,16 @@ def respond(
             note = f"Added a site at {place.matched}."
             if not place.trusted:
                 note += f" Approximate: {QUALITY_LABELS.get(place.quality, place.quality)}."
+        elif (
+            trigger == sc.ACTION and isinstance(action, dict) and action.get("kind") == "restore"
+        ):
+            scenario = aps.scenario_from_store(action.get("scenario"), region=rd.region)
+            if len(scenario) == 0:
+                raise PreventUpdate
+            n = len(scenario)
+            note = f"Opened the scenario in the link: “{scenario.name}”, {n} change"
+            note += "s." if n != 1 else "."
+            extra["name"] = scenario.name
         elif trigger == sc.ACTION:
             if not isinstance(action, dict) or action.get("kind") != "close":
                 raise PreventUpdate
@@ -529,6 +540,19 @@ clientside_callback(
     State(sc.SITES_LAYER, "hideout"),
     State(sc.SUGGEST_LAYER, "hideout"),
     State(sc.BANDS_LAYER, "hideout"),
+    prevent_initial_call=True,
+)
+# A scenario that came with the link is opened once the page is up; the address bar and the
+# share link carry the scenario the panel holds (``w=``), so a view with changes can be shared.
+clientside_callback(
+    _cs("scenarioRestore"),
+    Output(sc.LINKED, "data"),
+    Input(sc.RESTORE, "data"),
+)
+clientside_callback(
+    _cs("scenarioLink"),
+    Output(sc.LINKED, "data", allow_duplicate=True),
+    Input(sc.STORE, "data"),
     prevent_initial_call=True,
 )
 # The area colours follow the scenario: its values go into the area layer's hideout (the

@@ -32,7 +32,11 @@ q
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -67,6 +71,10 @@ OPACITY_RANGE: Final[tuple[int, int]] = (10, 100)
 ZOOM_RANGE: Final[tuple[int, int]] = (3, 18)
 DEFAULT_OPACITY: Final[int] = 60
 MAX_QUERY_CHARS: Final[int] = 200
+#: Longest scenario token a link may carry (``w=``): about 25 changes, well inside the
+#: 4 KB request line gunicorn accepts.
+MAX_SCENARIO_CHARS: Final[int] = 3000
+_TOKEN_RE: Final[re.Pattern[str]] = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,7 @@ class MapState:
     lon: float | None = None
     zoom: int | None = None
     query: str = ""
+    scenario: str = ""
 
     def with_(self, **changes: Any) -> MapState:
         """A copy with some fields changed."""
@@ -269,7 +278,41 @@ def parse_state(search: str | None, options: Options, *, default_region: str) ->
     query = _one(params, "q")
     if query and len(query) <= MAX_QUERY_CHARS and query.isprintable():
         state = state.with_(query=query)
+    token = _one(params, "w")
+    if token and decode_scenario(token) is not None:
+        state = state.with_(scenario=token)
     return state
+
+
+def encode_scenario(store: Mapping[str, Any] | None) -> str:
+    """A what-if scenario (the browser's store) as a link token: base64url of its JSON.
+
+    ``assets/atlas.js`` writes the same token; ``""`` for no scenario, an empty one, or one
+    too long for a link (more than :data:`MAX_SCENARIO_CHARS`; save it and share its name).
+    """
+    if not store or not store.get("changes"):
+        return ""
+    text = json.dumps(store, separators=(",", ":"), ensure_ascii=False)
+    token = base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+    return token if len(token) <= MAX_SCENARIO_CHARS else ""
+
+
+def decode_scenario(token: str | None) -> dict[str, Any] | None:
+    """The scenario store a link token holds, or None for anything that is not one.
+
+    Only the form is checked here (a JSON object with a list of changes);
+    :func:`etl.app_scenario.scenario_from_store` checks every change when it is opened.
+    """
+    if not token or len(token) > MAX_SCENARIO_CHARS or not _TOKEN_RE.fullmatch(token):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("changes"), list):
+        return None
+    return data if data["changes"] else None
 
 
 def _near(options: Options, lat: float, lon: float, *, pad_deg: float = 1.0) -> bool:
@@ -328,4 +371,6 @@ def encode_state(state: MapState, options: Options, *, default_region: str | Non
         params.update(lat=f"{state.lat:.5f}", lon=f"{state.lon:.5f}", z=str(state.zoom))
     if state.query:
         params["q"] = state.query
+    if state.scenario:
+        params["w"] = state.scenario
     return "?" + urlencode(params, safe=",/") if params else ""

@@ -18,7 +18,7 @@ from dash import dcc, html
 from dash_extensions.javascript import Namespace
 
 from etl.app_scenario import K_RANGE, MAX_NAME_CHARS, ScenarioView
-from etl.app_state import MapState
+from etl.app_state import MapState, decode_scenario
 from etl.categories import CATEGORY_COLOURS, CATEGORY_LABELS, CATEGORY_SYMBOLS
 
 ns = Namespace("atlas")
@@ -53,6 +53,8 @@ EXPORT_CSV = "scenario-export-csv"
 DOWNLOAD = "scenario-download"
 WARM = "scenario-warm"
 REVEALED = "scenario-revealed"
+RESTORE = "scenario-restore"
+LINKED = "scenario-linked"
 CHANGE_LAYER = "layer-scenario-change"
 BANDS_LAYER = "layer-scenario-bands"
 AREAS_STORE = "scenario-areas"
@@ -520,8 +522,11 @@ def scenario_section(state: MapState) -> html.Details:
             dcc.Store(id=WARM),
             dcc.Store(id=REVEALED),
             dcc.Store(id=AREAS_STORE),
+            # A scenario that came with the link (``w=``), opened once the page is up.
+            dcc.Store(id=RESTORE, data=decode_scenario(state.scenario)),
+            dcc.Store(id=LINKED),
         ],
-        open=False,
+        open=bool(state.scenario),
         className="atlas-section atlas-scn",
         id=SECTION,
     )

@@ -428,3 +428,34 @@ def test_the_map_shows_the_scenarios_bands_desert_and_areas(
     assert again["overlap"] <= before["overlap"] + 5
     page.screenshot(path=str(SHOTS / "scenario-07-undone.png"))
     assert not page.errors and not page.outside
+
+
+def test_a_scenario_travels_in_the_link(page: Any, server: str, base: Any) -> None:
+    from etl.suggest import suggest_sites
+
+    spot = suggest_sites(base, category="methadone", threshold_min=30, k=1)[0]
+    _open(page, server)
+    page.click("#scenario-add-toggle")
+    page.mouse.click(*_point(page, spot.lat, spot.lon))
+    page.wait_for_selector("#scenario-gained", timeout=10_000)
+    gained = _gained(page)
+    page.wait_for_function("location.search.includes('w=')", timeout=5000)
+    link = page.get_attribute("#share-link", "href")
+    assert link.startswith("/?") and "w=" in link
+
+    # Someone else opens the link: the panel opens on the same scenario and numbers.
+    other = guarded_page(page.context)
+    other.goto(server + link)
+    other.wait_for_function(READY, timeout=20_000)
+    other.wait_for_selector("#scenario-gained", timeout=15_000)
+    assert _gained(other) == gained
+    assert "Opened the scenario in the link" in other.inner_text("#scenario-message")
+    assert other.evaluate("document.getElementById('scenario-section').open")
+    _changes_drawn(other, "gain")
+    _shot(other, "scenario-08-opened-from-link.png")
+    # Undo empties the scenario, and the link no longer carries one.
+    other.click("#scenario-undo")
+    _lead_has(other, "No changes yet")
+    other.wait_for_function("!location.search.includes('w=')", timeout=5000)
+    assert "w=" not in other.get_attribute("#share-link", "href")
+    assert not other.errors and not other.outside and not page.errors
