@@ -128,7 +128,7 @@ def bench_mode(bundle: Bundle, mode: str, category: str, n: int, seed: int) -> l
     base = BaselineAccess.from_bundle(bundle, mode)
     base.samples()
     base.cell_times(base.baseline_state(category).time_s)
-    prepare_map(base)  # as the app's warm_baseline does
+    prepare_map(base, category=category)  # as the app's warm_baseline does
     gc.collect()
     gc.freeze()  # as the app's baseline_access does (etl.app_scenario.FREEZE_GC)
     load_s = time.perf_counter() - t0

@@ -174,11 +174,12 @@ def warm_baseline(
     """
     try:
         base = baseline_access(rd, mode)
-        if category is not None and threshold_min is not None and category in base.categories:
+        known = category is not None and category in base.categories
+        if known and threshold_min is not None:
             evaluate(
                 base, Scenario(region=rd.region), category=category, threshold_min=threshold_min
             )
-        prepare_map(base)
+        prepare_map(base, category=category if known else None)
     except Exception as exc:  # a region without the mode, a broken bundle: shown later
         logger.info("warm_baseline(%s, %s) skipped: %s", rd.region, mode, exc)
 
@@ -410,6 +411,28 @@ def describe_change(change: AddSite | CloseSite, providers: pd.DataFrame | None 
     return f"Close {site_label(change.provider_id, providers)}"
 
 
+def _site_labels(base: BaselineAccess) -> dict[str, str]:
+    """:func:`site_label` of every provider id of the baseline (its first row), built once."""
+
+    def make() -> dict[str, str]:
+        pc = base._provider_columns()
+        out: dict[str, str] = {}
+        for pid, name, cat in zip(
+            pc["id"].tolist(), pc["name"].tolist(), pc["category"].tolist(), strict=True
+        ):
+            out.setdefault(str(pid), f"{name} ({_care(str(cat))})")
+        return out
+
+    return base._cached("site_labels", make)
+
+
+def _describe(base: BaselineAccess, change: AddSite | CloseSite) -> str:
+    """:func:`describe_change` against the baseline's providers, closures looked up once."""
+    if isinstance(change, AddSite):
+        return describe_change(change)
+    return f"Close {_site_labels(base).get(change.provider_id, change.provider_id)}"
+
+
 def _relevant(base: BaselineAccess, change: AddSite | CloseSite, category: str) -> bool:
     if isinstance(change, AddSite):
         return change.category == category
@@ -549,19 +572,25 @@ def _top_areas(result: ScenarioResult, n: int = 5) -> list[dict[str, Any]]:
     moved = areas["people_gained"].to_numpy(float) + areas["people_lost"].to_numpy(float)
     dt = np.abs(np.nan_to_num(areas["minutes_change"].to_numpy(float)))
     order = np.lexsort((-dt, -moved))[:n]
+    cols = ["area_id", "people_gained", "people_lost", "minutes_before", "minutes_after"]
+    if pd.api.types.is_numeric_dtype(areas["area_id"]):  # rows as iloc gives them (upcast)
+        recs = [areas.iloc[int(i)] for i in order]
+        rows = {c: [r[c] for r in recs] for c in cols}
+        names = [r.get("name") if "name" in areas else None for r in recs]
+    else:  # a text column: iloc would give every value as it is
+        rows = {c: areas[c].to_numpy()[order].tolist() for c in cols}
+        names = areas["name"].to_numpy()[order].tolist() if "name" in areas else [None] * len(order)
     out = []
-    for i in order:
-        row = areas.iloc[int(i)]
-        name = row.get("name") if "name" in areas else None
-        label = str(name) if isinstance(name, str) and name else str(row["area_id"])
+    for i, name in enumerate(names):
+        area_id = rows["area_id"][i]
         out.append(
             {
-                "area_id": str(row["area_id"]),
-                "name": label,
-                "gained": people(row["people_gained"]),
-                "lost": people(row["people_lost"]),
-                "before": minutes(clean_value(row["minutes_before"])),
-                "after": minutes(clean_value(row["minutes_after"])),
+                "area_id": str(area_id),
+                "name": str(name) if isinstance(name, str) and name else str(area_id),
+                "gained": people(rows["people_gained"][i]),
+                "lost": people(rows["people_lost"][i]),
+                "before": minutes(clean_value(rows["minutes_before"][i])),
+                "after": minutes(clean_value(rows["minutes_after"][i])),
             }
         )
     return out
@@ -613,10 +642,13 @@ def sites_geojson(
     props: list[dict[str, Any]] = []
     placed = {}
     if result is not None and len(result.placed):
-        for i, row in result.placed.iterrows():
-            placed[int(i)] = row
+        table = result.placed
+        cols = {c: table[c].to_numpy().tolist() for c in ("lon", "lat", "snap_m", "moved")}
+        for j, i in enumerate(table.index.tolist()):
+            placed[int(i)] = {c: v[j] for c, v in cols.items()}
     k = 0
     pv = base.providers
+    pc = base._provider_columns()
     category = result.category if result is not None else None
     for i, change in enumerate(scenario.changes):
         if isinstance(change, AddSite):
@@ -648,11 +680,10 @@ def sites_geojson(
         r = base.provider_ids.get(change.provider_id)
         if r is None:
             continue
-        site = pv.iloc[r]
-        lon, lat = site.get("lon"), site.get("lat")
+        lon, lat = pc["lon"][r], pc["lat"][r]
         approx = False
-        if lon is None or lat is None or not (np.isfinite(lon) and np.isfinite(lat)):
-            geom = site.get("geometry")
+        if not (np.isfinite(lon) and np.isfinite(lat)):
+            geom = pv["geometry"].iloc[r] if "geometry" in pv else None
             if geom is None or geom.is_empty:
                 continue
             centre = geom.centroid
@@ -661,8 +692,8 @@ def sites_geojson(
             {
                 "status": "closed",
                 "step": i + 1,
-                "name": str(site["name"]),
-                "category": str(site["category"]),
+                "name": str(pc["name"][r]),
+                "category": str(pc["category"][r]),
                 "relevant": category is not None and bool(base.offers(category)[r]),
                 "approx": approx,
             }
@@ -715,7 +746,7 @@ def scenario_view(
         areas=_top_areas(result),
         notes=notes,
         changes=[
-            {"text": describe_change(c, base.providers), "relevant": ok}
+            {"text": _describe(base, c), "relevant": ok}
             for c, ok in zip(scenario.changes, relevant, strict=True)
         ],
         change_geojson=change_geojson(result),

@@ -88,6 +88,9 @@ DEATH_COLUMNS: Final[tuple[str, ...]] = ("deaths", "overdose_deaths", "od_deaths
 _AREA_TOL_MIN: Final[float] = 1e-6
 _AREA_TOL_PEOPLE: Final[float] = 1e-6
 
+#: The dtype pandas gives a column of Python strings.
+_STR_DTYPE: Final = pd.Series(np.array(["a"], dtype=object)).dtype
+
 
 # ---------------------------------------------------------------------------------------
 # Changes and scenarios
@@ -595,6 +598,22 @@ class BaselineAccess:
 
         return self._cached("provider_arrays", make)
 
+    def _provider_columns(self) -> dict[str, np.ndarray]:
+        """Every provider's id, name, category, lon, lat and this mode's snap_m (cached)."""
+
+        def make() -> dict[str, np.ndarray]:
+            pv = self.providers
+            return {
+                "id": pv["id"].to_numpy(),
+                "name": pv["name"].to_numpy(),
+                "category": pv["category"].to_numpy(),
+                "lon": pv["lon"].to_numpy(float),
+                "lat": pv["lat"].to_numpy(float),
+                "snap_m": pv[f"snap_m_{self.mode}"].to_numpy(float),
+            }
+
+        return self._cached("provider_columns", make)
+
     def site_rows(self, category: str) -> np.ndarray:
         """Return the provider rows used for ``category`` in this mode (as the pipeline)."""
         return np.flatnonzero(self.offers(category) & self._provider_arrays()[2])
@@ -634,6 +653,16 @@ class BaselineAccess:
 
         return self._cached("cell_groups", make)
 
+    def _node_cell_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per node, the cell groups (:meth:`_cell_groups` order) of the samples on its streets."""
+
+        def make() -> tuple[np.ndarray, np.ndarray]:
+            order, starts, _ = self._cell_groups()
+            group = self._cached("sample_group", lambda: _group_of(order, starts))
+            return _node_groups(self.samples(), group, self.net.n_nodes)
+
+        return self._cached("node_cell_groups", make)
+
     def cell_times(
         self,
         node_time_s: np.ndarray,
@@ -657,25 +686,12 @@ class BaselineAccess:
         changed = node_time_s != other_time
         if not changed.any():
             return cells, other_best
-        group = self._cached("sample_group", lambda: _group_of(order, starts))
-        hit = changed[samples.a] | changed[samples.b]
-        groups = np.unique(group[hit])
+        groups = _touched_groups(self._node_cell_groups(), changed)
         ends = np.append(starts, len(order))
         counts = ends[groups + 1] - ends[groups]
         first = np.repeat(ends[groups] - np.cumsum(counts) + counts, counts)
         pos = first + np.arange(int(counts.sum()))  # positions in ``order`` of those cells
-        idx = order[pos]
-        sub = StreetSamples(
-            a=samples.a[idx],
-            b=samples.b[idx],
-            frac=samples.frac[idx],
-            time_ab=samples.time_ab[idx],
-            time_ba=samples.time_ba[idx],
-            lon=samples.lon[idx],
-            lat=samples.lat[idx],
-            cell=samples.cell[idx],
-            res=samples.res,
-        )
+        sub = _time_subset(samples, order[pos])
         sub_starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         best = other_best.copy()
         best[groups] = np.minimum.reduceat(sample_times(sub, node_time_s), sub_starts)
@@ -1034,6 +1050,26 @@ class ScenarioResult:
         )
 
 
+def _sites_frame(base: BaselineAccess, category: str, rows: np.ndarray) -> pd.DataFrame:
+    """The existing sites ``rows`` of ``category`` as :attr:`ScenarioResult.sites` lists them."""
+    pc = base._provider_columns()
+    p_node, p_walk, _ = base._provider_arrays()
+    return pd.DataFrame(
+        {
+            "id": pc["id"][rows],
+            "name": pc["name"][rows],
+            "category": category,
+            "lon": pc["lon"][rows],
+            "lat": pc["lat"][rows],
+            "node": p_node[rows],
+            "snap_m": pc["snap_m"][rows],
+            "offset_s": p_walk[rows],
+            "hypothetical": False,
+            "provider_row": rows,
+        }
+    )
+
+
 def _round_or_none(value: float | None) -> float | None:
     return None if value is None else round(float(value), 2)
 
@@ -1049,18 +1085,76 @@ def weighted_median_min(values_s: np.ndarray, weights: np.ndarray) -> float | No
     return float(v[order][np.searchsorted(cum, cum[-1] / 2)]) / 60.0
 
 
+def _base_sorted_times(base: BaselineAccess, category: str) -> tuple[np.ndarray, np.ndarray]:
+    """Covered people's seconds before any change, and those that count, fastest first.
+
+    The positions (among covered people) of the reachable ones with a weight, in ascending
+    order of time (cached): :func:`_median_after` merges a scenario's changes into them.
+    """
+
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        pa = base._people_arrays()
+        cov = pa["covered"]
+        v, w = _base_person_times(base, category)[cov], pa["weight"][cov]
+        idx = np.flatnonzero(np.isfinite(v) & (w > 0))
+        return v, idx[np.argsort(v[idx], kind="stable")]
+
+    return base._cached(("base_sorted_times", category), make)
+
+
+def _median_after(
+    base: BaselineAccess, category: str, values_s: np.ndarray, weights: np.ndarray
+) -> float | None:
+    """:func:`weighted_median_min` of covered people's times after a change, sorted by merging.
+
+    Only the people whose time changed are sorted, then merged into the baseline's order.
+    Where two counted times tie, the order among them is the sort's own, so the function
+    itself answers: otherwise both sort the same and sum the weights in the same order.
+    """
+    v_old, order = _base_sorted_times(base, category)
+    same = (values_s == v_old) | (np.isnan(values_s) & np.isnan(v_old))
+    keep = order[same[order]]
+    new = np.flatnonzero(~same & np.isfinite(values_s) & (weights > 0))
+    new = new[np.argsort(values_s[new], kind="stable")]
+    merged = np.insert(keep, np.searchsorted(values_s[keep], values_s[new]), new)
+    v = values_s[merged]
+    if len(v) == 0:
+        return None
+    if np.any(v[1:] == v[:-1]):
+        return weighted_median_min(values_s, weights)
+    cum = np.cumsum(weights[merged])
+    return float(v[np.searchsorted(cum, cum[-1] / 2)]) / 60.0
+
+
+def _area_people(base: BaselineAccess) -> dict[str, Any]:
+    """People points in an area: their rows (None: all), area, weight, coverage (cached).
+
+    With the covered people per area (``pop_cov``), which no change moves.
+    """
+
+    def make() -> dict[str, Any]:
+        pa = base._people_arrays()
+        n_areas = 0 if base.areas is None else len(base.areas)
+        ok = pa["area"] >= 0
+        rows = None if ok.all() else np.flatnonzero(ok)
+        a, w, covered = (
+            pa[k] if rows is None else pa[k][rows] for k in ("area", "weight", "covered")
+        )
+        pop_cov = np.bincount(a, weights=np.where(covered, w, 0.0), minlength=n_areas)
+        return {"rows": rows, "a": a, "w": w, "covered": covered, "pop_cov": pop_cov, "n": n_areas}
+
+    return base._cached("area_people", make)
+
+
 def _area_values(base: BaselineAccess, t_person: np.ndarray, thr_s: float) -> dict[str, np.ndarray]:
-    pa = base._people_arrays()
-    n_areas = 0 if base.areas is None else len(base.areas)
-    area = pa["area"]
-    ok = area >= 0
-    a, w, t = area[ok], pa["weight"][ok], t_person[ok]
-    covered = pa["covered"][ok]
+    ap = _area_people(base)
+    n_areas, a, w, covered = ap["n"], ap["a"], ap["w"], ap["covered"]
+    t = t_person if ap["rows"] is None else t_person[ap["rows"]]
     reach = np.isfinite(t)
     wr = np.where(reach, w, 0.0)
     wt = np.bincount(a, weights=wr, minlength=n_areas)
     tot = np.bincount(a, weights=np.where(reach, t, 0.0) * wr, minlength=n_areas) / 60.0
-    pop_cov = np.bincount(a, weights=np.where(covered, w, 0.0), minlength=n_areas)
+    pop_cov = ap["pop_cov"]
     within = covered & (t <= thr_s)
     w_in = np.bincount(a, weights=np.where(within, w, 0.0), minlength=n_areas)
     w_out = np.bincount(a, weights=np.where(covered & ~within, w, 0.0), minlength=n_areas)
@@ -1114,18 +1208,15 @@ def _area_table(
     before = _base_person_times(base, category)
     old = base._cached(("base_areas", category, thr_s), lambda: _area_values(base, before, thr_s))
     new = _area_values(base, after, thr_s)
-    pa = base._people_arrays()
-    cov, area = pa["covered"], pa["area"]
-    ok = area >= 0
+    ap = _area_people(base)
+    rows, a, w, cov = ap["rows"], ap["a"], ap["w"], ap["covered"]
+    if rows is not None:
+        before, after = before[rows], after[rows]
     in_old = cov & (before <= thr_s)
     in_new = cov & (after <= thr_s)
     n_areas = len(base.areas)
-    gained = np.bincount(
-        area[ok], weights=np.where(in_new & ~in_old, pa["weight"], 0.0)[ok], minlength=n_areas
-    )
-    lost = np.bincount(
-        area[ok], weights=np.where(in_old & ~in_new, pa["weight"], 0.0)[ok], minlength=n_areas
-    )
+    gained = np.bincount(a, weights=np.where(in_new & ~in_old, w, 0.0), minlength=n_areas)
+    lost = np.bincount(a, weights=np.where(in_old & ~in_new, w, 0.0), minlength=n_areas)
     if changed_only:
         dt = new["minutes"] - old["minutes"]
         nan_flip = np.isnan(new["minutes"]) != np.isnan(old["minutes"])
@@ -1266,44 +1357,62 @@ def evaluate(
     n_prov = len(base.providers)
     rows = base.site_rows(category)
     rows = rows[~np.isin(rows, closed)]
-    pv = base.providers
-    p_node, p_walk, _ = base._provider_arrays()
-    snap_col = f"snap_m_{mode}"
-    sites = pd.DataFrame(
-        {
-            "id": pv["id"].to_numpy()[rows],
-            "name": pv["name"].to_numpy()[rows],
-            "category": category,
-            "lon": pv["lon"].to_numpy(float)[rows],
-            "lat": pv["lat"].to_numpy(float)[rows],
-            "node": p_node[rows],
-            "snap_m": pv[snap_col].to_numpy(float)[rows],
-            "offset_s": p_walk[rows],
-            "hypothetical": False,
-            "provider_row": rows,
-        }
-    )
+    pc = base._provider_columns()
+    if closed:
+        sites = _sites_frame(base, category, rows)
+    else:  # the baseline's sites (built once; a shallow copy under pandas' copy-on-write)
+        sites = base._cached(
+            ("sites_frame", category), lambda: _sites_frame(base, category, rows)
+        ).copy(deep=False)
     net = base.net
-    placed_frame = pd.DataFrame(
-        {
-            "id": [f"scenario:{i + 1}" for i in range(len(placed))],
-            "name": [p.change.name for p in placed],
-            "category": category,
-            "lon_requested": [p.change.lon for p in placed],
-            "lat_requested": [p.change.lat for p in placed],
-            "lon": [float(net.lon[p.node]) if p.moved else p.change.lon for p in placed],
-            "lat": [float(net.lat[p.node]) if p.moved else p.change.lat for p in placed],
-            "node": np.array([p.node for p in placed], dtype=np.int64),
-            "snap_m": [p.snap_m for p in placed],
-            "offset_s": [p.offset_s for p in placed],
-            "moved": [p.moved for p in placed],
-        }
-    )
-    added = placed_frame[["id", "name", "category", "lon", "lat", "node", "snap_m", "offset_s"]]
-    sites = pd.concat(
-        [sites, added.assign(hypothetical=True, provider_row=-1)] if len(placed) else [sites],
-        ignore_index=True,
-    )
+    added = {
+        "id": [f"scenario:{i + 1}" for i in range(len(placed))],
+        "name": [p.change.name for p in placed],
+        "category": category,
+        "lon": [float(net.lon[p.node]) if p.moved else p.change.lon for p in placed],
+        "lat": [float(net.lat[p.node]) if p.moved else p.change.lat for p in placed],
+        "node": np.array([p.node for p in placed], dtype=np.int64),
+        "snap_m": [p.snap_m for p in placed],
+        "offset_s": [p.offset_s for p in placed],
+    }
+
+    def placed_table() -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                **{k: added[k] for k in ("id", "name", "category")},
+                "lon_requested": [p.change.lon for p in placed],
+                "lat_requested": [p.change.lat for p in placed],
+                **{k: added[k] for k in ("lon", "lat", "node", "snap_m", "offset_s")},
+                "moved": [p.moved for p in placed],
+            }
+        )
+
+    if placed:
+        placed_frame = placed_table()
+    else:  # the same empty table every time: built once
+        placed_frame = base._cached(("placed_frame", category), placed_table).copy(deep=False)
+    if placed and len(rows) and all(sites[c].dtype == _STR_DTYPE for c in ("id", "name")):
+        # One frame from the columns: what concatenating the added sites' frame makes, as
+        # their ids and names are strings too (the other columns are numbers and flags).
+        p_node, p_walk, _ = base._provider_arrays()
+        n_add = len(placed)
+        sites = pd.DataFrame(
+            {
+                "id": np.concatenate([pc["id"][rows], np.array(added["id"], dtype=object)]),
+                "name": np.concatenate([pc["name"][rows], np.array(added["name"], dtype=object)]),
+                "category": category,
+                "lon": np.concatenate([pc["lon"][rows], added["lon"]]),
+                "lat": np.concatenate([pc["lat"][rows], added["lat"]]),
+                "node": np.concatenate([p_node[rows], added["node"]]),
+                "snap_m": np.concatenate([pc["snap_m"][rows], added["snap_m"]]),
+                "offset_s": np.concatenate([p_walk[rows], added["offset_s"]]),
+                "hypothetical": np.repeat([False, True], [len(rows), n_add]),
+                "provider_row": np.concatenate([rows, np.full(n_add, -1, dtype=rows.dtype)]),
+            }
+        )
+    elif placed:
+        added_frame = pd.DataFrame({**added, "hypothetical": True, "provider_row": -1})
+        sites = pd.concat([sites, added_frame], ignore_index=True)
     to_site = np.full(n_prov + len(placed) + 1, -1, dtype=np.int64)
     to_site[rows] = np.arange(len(rows))
     to_site[n_prov : n_prov + len(placed)] = len(rows) + np.arange(len(placed))
@@ -1335,7 +1444,7 @@ def evaluate(
     med_old = base._cached(
         ("base_median", category), lambda: weighted_median_min(t_old[cov], w[cov])
     )
-    med_new = weighted_median_min(t_new[cov], w[cov])
+    med_new = _median_after(base, category, t_new[cov], w[cov])
     areas = _area_table(base, category, t_new, threshold_min, changed_only=True)
     deaths = None
     for col in DEATH_COLUMNS:
@@ -1358,7 +1467,7 @@ def evaluate(
         nearest=nearest,
         sites=sites,
         placed=placed_frame,
-        closed_ids=tuple(pv["id"].iloc[closed]),
+        closed_ids=tuple(pc["id"][closed]),
         person_time_s=t_new,
         base_person_time_s=t_old,
         gained=gained,
@@ -1395,6 +1504,68 @@ def evaluate(
         f"{result.people_lost:,.0f}",
     )
     return result
+
+
+def _node_groups(
+    samples: StreetSamples, group: np.ndarray, n_nodes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per network node, the groups of the street samples whose street ends at it.
+
+    Parameters
+    ----------
+    samples
+        Street samples.
+    group
+        The group (a non-negative int) of each sample.
+    n_nodes
+        Number of network nodes.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(indptr, groups)``: node ``n``'s groups are ``groups[indptr[n]:indptr[n + 1]]``,
+        ascending and unique (for :func:`_touched_groups`).
+    """
+    group = np.asarray(group, dtype=np.int64)
+    if len(group) == 0:
+        return np.zeros(n_nodes + 1, dtype=np.int64), np.array([], dtype=np.int64)
+    n_groups = int(group.max()) + 1
+    nodes = np.concatenate([samples.a, samples.b]).astype(np.int64)
+    key = np.unique(nodes * n_groups + np.concatenate([group, group]))
+    indptr = np.searchsorted(key // n_groups, np.arange(n_nodes + 1))
+    return indptr.astype(np.int64), key % n_groups
+
+
+def _touched_groups(csr: tuple[np.ndarray, np.ndarray], changed: np.ndarray) -> np.ndarray:
+    """The groups of the samples on a street with a ``changed`` end node, ascending (int64).
+
+    Equal to ``np.unique(group[changed[samples.a] | changed[samples.b]])`` for the
+    :func:`_node_groups` ``csr`` of ``group``, without a pass over every sample.
+    """
+    indptr, groups = csr
+    nodes = np.flatnonzero(changed)
+    lo = indptr[nodes]
+    counts = indptr[nodes + 1] - lo
+    pos = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+    return np.unique(groups[pos])
+
+
+def _time_subset(samples: StreetSamples, idx: np.ndarray) -> StreetSamples:
+    """The samples ``idx`` with only what :func:`etl.streets.sample_times` reads.
+
+    ``lon``, ``lat`` and ``cell`` are left empty: the subset is for travel times only.
+    """
+    return StreetSamples(
+        a=samples.a[idx],
+        b=samples.b[idx],
+        frac=samples.frac[idx],
+        time_ab=samples.time_ab[idx],
+        time_ba=samples.time_ba[idx],
+        lon=samples.lon[:0],
+        lat=samples.lat[:0],
+        cell=samples.cell[:0],
+        res=samples.res,
+    )
 
 
 def _group_of(order: np.ndarray, starts: np.ndarray) -> np.ndarray:

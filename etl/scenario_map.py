@@ -24,18 +24,25 @@ Nothing here reads files: everything comes from a :class:`~etl.scenario.Scenario
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any, Final
 
-import h3
 import numpy as np
-import pandas as pd
+from h3.api import numpy_int
 
 from etl.app_data import MAX_BAND_MIN, NO_ROUTE, PRECISION
 from etl.grid import parent_cells
-from etl.scenario import BaselineAccess, ScenarioResult, _area_values
-from etl.streets import StreetSamples, sample_times
+from etl.scenario import (
+    BaselineAccess,
+    ScenarioResult,
+    _area_values,
+    _node_groups,
+    _time_subset,
+    _touched_groups,
+)
+from etl.streets import sample_times
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,8 @@ logger = logging.getLogger(__name__)
 AREA_DECIMALS: Final[tuple[int, int]] = (2, 1)
 #: Decimals of the hexagons' minutes sent (the layer sends them unrounded).
 GRID_DECIMALS: Final[int] = 6
+#: Up to this many hexagons, their medians are partitioned one by one (else sorted at once).
+_PARTITION_RUNS: Final[int] = 200
 
 
 # ---------------------------------------------------------------------------------------
@@ -158,13 +167,22 @@ def cells_geometry(cells: np.ndarray, *, precision: int = PRECISION) -> dict[str
     """
     if len(cells) == 0:
         return {"type": "MultiPolygon", "coordinates": []}
-    shape = h3.cells_to_h3shape([h3.int_to_str(int(c)) for c in cells], tight=False)
-    geo = shape.__geo_interface__
-    polygons = geo["coordinates"] if geo["type"] == "MultiPolygon" else [geo["coordinates"]]
-    coords = [
-        [np.round(np.asarray(ring, dtype=float), precision).tolist() for ring in polygon]
-        for polygon in polygons
-    ]
+    shape = numpy_int.cells_to_h3shape(np.asarray(cells, dtype=np.uint64), tight=False)
+    # The shape's (lat, lng) loops as its __geo_interface__ writes them, (lng, lat) and each
+    # ring closed, with every point swapped and rounded at once.
+    polygons = [[poly.outer, *poly.holes] for poly in shape.polys]
+    rings = [ring for polygon in polygons for ring in polygon]
+    points = np.array(list(itertools.chain.from_iterable(rings)), dtype=float).reshape(-1, 2)
+    flat = np.round(points[:, ::-1], precision).tolist()
+    cut, end = [], 0
+    for ring in rings:
+        start, end = end, end + len(ring)
+        ring_xy = flat[start:end]
+        if ring_xy and ring[0] != ring[-1]:
+            ring_xy.append(list(ring_xy[0]))
+        cut.append(ring_xy)
+    ends = itertools.accumulate(len(polygon) for polygon in polygons)
+    coords = [cut[e - len(polygon) : e] for polygon, e in zip(polygons, ends, strict=True)]
     return {"type": "MultiPolygon", "coordinates": coords}
 
 
@@ -225,10 +243,73 @@ def _grid_groups(base: BaselineAccess) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return base._cached(("grid_groups", base.grid_res), make)
 
 
-def prepare(base: BaselineAccess) -> None:
-    """Compute once what every change's map update reuses (the street samples' hexagons)."""
+def _grid_node_groups(base: BaselineAccess) -> tuple[np.ndarray, np.ndarray]:
+    """Per network node, the hexagon groups of the samples on its streets (CSR)."""
+
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        return _node_groups(base.samples(), _grid_groups(base)[3], base.net.n_nodes)
+
+    return base._cached(("grid_node_groups", base.grid_res), make)
+
+
+def prepare(base: BaselineAccess, *, category: str | None = None) -> None:
+    """Compute once what every change's map update reuses.
+
+    Which fine cells and hexagons the streets at each node cross, and with ``category`` the
+    baseline's median minutes per hexagon for that category (:func:`grid_values` compares
+    against them).
+    """
+    if len(base.samples()):
+        base._node_cell_groups()
     if base.grid_res is not None and len(base.samples()):
-        _grid_groups(base)
+        _grid_node_groups(base)
+        if category is not None:
+            _grid_base_minutes(base, category)
+
+
+def _segment_medians(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Median of each run of ``values`` (runs of ``counts`` values, one after the other).
+
+    Equal to ``pandas.Series(values).groupby(run).median()``: NaN values are skipped, a run of
+    only NaN gives NaN, an even count the mean of the two middle values. A few runs are
+    partitioned one by one, many sorted at once.
+    """
+    n_runs = len(counts)
+    if n_runs == 0 or len(values) == 0:
+        return np.full(n_runs, np.nan)
+    run = np.repeat(np.arange(n_runs), counts)
+    valid = ~np.isnan(values)
+    n_valid = np.bincount(run[valid], minlength=n_runs)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    hi_k, lo_k = n_valid // 2, np.maximum(n_valid - 1, 0) // 2
+    if n_runs <= _PARTITION_RUNS:
+        hi, lo = np.full(n_runs, np.nan), np.full(n_runs, np.nan)
+        for i, (s, k, h, lw) in enumerate(
+            zip(starts.tolist(), counts.tolist(), hi_k.tolist(), lo_k.tolist(), strict=True)
+        ):
+            if k:
+                part = np.partition(values[s : s + k], [lw, h])  # NaN last
+                hi[i], lo[i] = part[h], part[lw]
+    else:
+        by_value = np.argsort(values)  # NaN last
+        run_dtype = np.uint16 if n_runs <= np.iinfo(np.uint16).max else np.int64
+        ordered = values[by_value[np.argsort(run[by_value].astype(run_dtype), kind="stable")]]
+        last = len(values) - 1
+        hi, lo = ordered[np.minimum(starts + hi_k, last)], ordered[np.minimum(starts + lo_k, last)]
+    with np.errstate(invalid="ignore"):  # inf + inf and the like, as pandas computes them
+        even = (hi + lo) / 2
+    return np.where(n_valid == 0, np.nan, np.where(n_valid % 2 == 1, hi, even))
+
+
+def _grid_base_minutes(base: BaselineAccess, category: str) -> np.ndarray:
+    """Median street minutes per hexagon (:func:`_grid_groups` order) before any change."""
+
+    def make() -> np.ndarray:
+        order, starts, _, _ = _grid_groups(base)
+        minutes = sample_times(base.samples(), base.baseline_state(category).time_s) / 60.0
+        return _segment_medians(minutes[order], np.diff(np.append(starts, len(order))))
+
+    return base._cached(("grid_base_minutes", base.grid_res, category), make)
 
 
 def grid_values(result: ScenarioResult) -> dict[str, float | None]:
@@ -245,37 +326,24 @@ def grid_values(result: ScenarioResult) -> dict[str, float | None]:
     if not changed.any():
         return {}
     samples = base.samples()
-    order, starts, hexes, group = _grid_groups(base)
-    hit = changed[samples.a] | changed[samples.b]
-    groups = np.unique(group[hit])
+    order, starts, hexes, _ = _grid_groups(base)
+    groups = _touched_groups(_grid_node_groups(base), changed)
     ends = np.append(starts, len(order))
     counts = ends[groups + 1] - ends[groups]
     first = np.repeat(ends[groups] - np.cumsum(counts) + counts, counts)
     idx = order[first + np.arange(int(counts.sum()))]
-    sub = _subset(samples, idx)
-    label = np.repeat(np.arange(len(groups)), counts)
-    new = pd.Series(sample_times(sub, result.time_s) / 60.0).groupby(label).median().to_numpy()
-    old = pd.Series(sample_times(sub, result.base_time_s) / 60.0).groupby(label).median()
+    sub = _time_subset(samples, idx)
+    new = _segment_medians(sample_times(sub, result.time_s) / 60.0, counts)
+    if result.base_time_s is base.baseline_state(result.category).time_s:
+        old = _grid_base_minutes(base, result.category)[groups]
+    else:  # a result built against other node times: recompute those hexagons
+        old = _segment_medians(sample_times(sub, result.base_time_s) / 60.0, counts)
     out = {}
-    for g, n, o in zip(groups.tolist(), new.tolist(), old.to_numpy().tolist(), strict=True):
+    for g, n, o in zip(groups.tolist(), new.tolist(), old.tolist(), strict=True):
         if n == o:
             continue
         out[f"{int(hexes[g]):x}"] = round(n, GRID_DECIMALS) if np.isfinite(n) else None
     return out
-
-
-def _subset(samples: StreetSamples, idx: np.ndarray) -> StreetSamples:
-    return StreetSamples(
-        a=samples.a[idx],
-        b=samples.b[idx],
-        frac=samples.frac[idx],
-        time_ab=samples.time_ab[idx],
-        time_ba=samples.time_ba[idx],
-        lon=samples.lon[idx],
-        lat=samples.lat[idx],
-        cell=samples.cell[idx],
-        res=samples.res,
-    )
 
 
 def area_overrides(result: ScenarioResult) -> dict[str, Any]:

@@ -400,6 +400,68 @@ def test_deaths_in_changed_areas_never_include_a_suppressed_count() -> None:
     assert [a["name"] for a in view.areas] == ["Area C", "Area B"]
 
 
+def _top_areas_row_by_row(areas: pd.DataFrame, n: int = 5) -> list[dict[str, Any]]:
+    """The panel's top areas read one ``iloc`` row at a time (the reference)."""
+    moved = areas["people_gained"].to_numpy(float) + areas["people_lost"].to_numpy(float)
+    dt = np.abs(np.nan_to_num(areas["minutes_change"].to_numpy(float)))
+    out = []
+    for i in np.lexsort((-dt, -moved))[:n]:
+        row = areas.iloc[int(i)]
+        name = row.get("name") if "name" in areas else None
+        out.append(
+            {
+                "area_id": str(row["area_id"]),
+                "name": str(name) if isinstance(name, str) and name else str(row["area_id"]),
+                "gained": aps.people(row["people_gained"]),
+                "lost": aps.people(row["people_lost"]),
+                "before": aps.minutes(
+                    None if np.isnan(row["minutes_before"]) else row["minutes_before"]
+                ),
+                "after": aps.minutes(
+                    None if np.isnan(row["minutes_after"]) else row["minutes_after"]
+                ),
+            }
+        )
+    return out
+
+
+@pytest.mark.parametrize("names", [True, False])
+@pytest.mark.parametrize("ids", ["text", "numbers"])
+def test_top_areas_read_as_their_rows(ids: str, names: bool) -> None:
+    from types import SimpleNamespace
+
+    areas = pd.DataFrame(
+        {
+            "area_id": list("ABCDEF") if ids == "text" else [11, 12, 13, 14, 15, 16],
+            "name": ["Area A", None, "", "Area D", "Area E", "Area F"],
+            "minutes_before": [10.0, np.nan, 12.5, 3.0, 8.0, 9.0],
+            "minutes_after": [8.0, 20.0, np.nan, 3.0, 7.5, 9.0],
+            "minutes_change": [-2.0, np.nan, np.nan, 0.0, -0.5, 0.0],
+            "people_gained": [120.4, 0.0, 0.0, 0.0, 35.6, 0.0],
+            "people_lost": [0.0, 0.0, 44.5, 0.0, 0.0, 2.0],
+        }
+    )
+    if not names:  # with numeric ids, every column a number: iloc gives the rows as floats
+        areas = areas.drop(columns="name")
+    got = aps._top_areas(SimpleNamespace(areas=areas))
+    assert got == _top_areas_row_by_row(areas)
+    assert len(got) == 5 and got[1]["lost"] == "44" and got[1]["after"] == "—"
+    if ids == "text":
+        assert [a["name"] for a in got] == (
+            ["Area A", "C", "Area E", "Area F", "B"] if names else ["A", "C", "E", "F", "B"]
+        )
+
+
+def test_change_lines_name_the_closed_sites(base: BaselineAccess) -> None:
+    pid = str(base.providers["id"].iloc[0])
+    for change in (
+        CloseSite(pid),
+        CloseSite("no-such-site"),
+        AddSite("methadone", -83.0, 40.0, name="New clinic"),
+    ):
+        assert aps._describe(base, change) == aps.describe_change(change, base.providers)
+
+
 # ---------------------------------------------------------------------------------------
 # Suggestions and export
 # ---------------------------------------------------------------------------------------

@@ -705,3 +705,84 @@ def test_franklin_bundle_baseline_matches_the_pipeline(tmp_path) -> None:
             if "people_in_desert" in entry:
                 desert = entry["people_in_desert"]
                 assert round(r.base_people_in_desert) == pytest.approx(desert, abs=1)
+
+
+def test_touched_groups_are_the_groups_of_streets_at_changed_nodes() -> None:
+    from etl.scenario import _node_groups, _touched_groups
+
+    base = grid_base(2)
+    samples = base.samples()
+    rng = np.random.default_rng(4)
+    group = rng.integers(0, 40, len(samples))
+    csr = _node_groups(samples, group, base.net.n_nodes)
+    for share in (0.0, 0.01, 0.2, 1.0):
+        changed = rng.random(base.net.n_nodes) < share
+        want = np.unique(group[changed[samples.a] | changed[samples.b]])
+        got = _touched_groups(csr, changed)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
+
+
+def test_sites_table_is_the_existing_sites_then_the_added_ones() -> None:
+    base = grid_base(5)
+    add = AddSite("buprenorphine", float(base.net.lon[3]), float(base.net.lat[3]), name="New")
+    first = evaluate(base, Scenario(), category="buprenorphine")
+    first.sites["name"] = "changed"  # a caller's edit does not reach the next result
+    for scenario in (
+        Scenario(),
+        Scenario(changes=(add,)),
+        Scenario(changes=(add, CloseSite("p1"), add)),
+        Scenario(changes=(*(CloseSite(f"p{i}") for i in range(6)), add)),
+    ):
+        r = evaluate(base, scenario, category="buprenorphine")
+        rows = base.site_rows("buprenorphine")
+        rows = rows[~np.isin(rows, [base.provider_ids[i] for i in r.closed_ids])]
+        existing = pd.DataFrame(
+            {
+                "id": base.providers["id"].to_numpy()[rows],
+                "name": base.providers["name"].to_numpy()[rows],
+                "category": "buprenorphine",
+                "lon": base.providers["lon"].to_numpy(float)[rows],
+                "lat": base.providers["lat"].to_numpy(float)[rows],
+                "node": base.providers["node_drive"].to_numpy()[rows],
+                "snap_m": base.providers["snap_m_drive"].to_numpy(float)[rows],
+                "offset_s": base.providers["snap_m_drive"].to_numpy(float)[rows]
+                / base.net.walk_speed_mps,
+                "hypothetical": False,
+                "provider_row": rows,
+            }
+        )
+        added = r.placed[["id", "name", "category", "lon", "lat", "node", "snap_m", "offset_s"]]
+        want = pd.concat(
+            [existing, added.assign(hypothetical=True, provider_row=-1)]
+            if len(added)
+            else [existing],
+            ignore_index=True,
+        )
+        pd.testing.assert_frame_equal(r.sites, want, check_exact=True)
+        assert r.placed["name"].tolist() == ["New"] * scenario.changes.count(add)
+
+
+def test_median_after_a_change_equals_sorting_everyone() -> None:
+    from etl.scenario import _base_sorted_times, _median_after, weighted_median_min
+
+    base = grid_base(3)
+    pa = base._people_arrays()
+    w = pa["weight"][pa["covered"]].copy()
+    v_old, order = _base_sorted_times(base, "buprenorphine")
+    assert len(order) > 20 and np.all(np.diff(v_old[order]) >= 0)
+    rng = np.random.default_rng(8)
+    tied = 0
+    for trial in range(200):
+        v = v_old.copy()
+        hit = rng.random(len(v)) < rng.choice([0.0, 0.05, 0.3, 1.0])
+        v[hit] = rng.uniform(0, 2 * np.nanmax(v_old[np.isfinite(v_old)]), int(hit.sum()))
+        v[hit & (rng.random(len(v)) < 0.1)] = np.inf
+        v[hit & (rng.random(len(v)) < 0.05)] = np.nan
+        if trial % 4 == 3 and hit.any():  # a changed time equal to another person's
+            v[np.flatnonzero(hit)[0]] = v_old[order[len(order) // 2]]
+            tied += 1
+        assert _median_after(base, "buprenorphine", v, w) == weighted_median_min(v, w)
+    assert tied
+    unreachable = np.full(len(v_old), np.inf)
+    assert _median_after(base, "buprenorphine", unreachable, w) is None

@@ -230,3 +230,65 @@ def test_desert_change_cells_from_cell_times_equal_the_set_difference(seed: int)
         assert fast == slow
         seen |= {f["properties"]["kind"] for f in fast["features"]}
     assert seen  # some cells did leave or enter the desert
+
+
+@pytest.mark.parametrize("runs_partitioned", [200, 0])
+def test_segment_medians_equal_pandas_groupby_median(monkeypatch, runs_partitioned: int) -> None:
+    import etl.scenario_map as scenario_map
+
+    monkeypatch.setattr(scenario_map, "_PARTITION_RUNS", runs_partitioned)
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        counts = rng.integers(1, 9, rng.integers(1, 12))
+        n = int(counts.sum())
+        values = np.round(rng.random(n) * 5) / 3 if trial % 2 else rng.random(n) * 1e4 / 7
+        draw = rng.random(n)
+        values[draw < 0.15] = np.inf  # unreachable samples
+        if trial % 3 == 0:
+            values[draw > 0.8] = np.nan
+        want = pd.Series(values).groupby(np.repeat(np.arange(len(counts)), counts)).median()
+        got = scenario_map._segment_medians(values, counts)
+        np.testing.assert_array_equal(got, want.to_numpy())  # NaN in the same places
+    assert scenario_map._segment_medians(np.array([]), np.array([], dtype=np.int64)).size == 0
+
+
+def test_hexagons_against_other_node_times_are_recomputed() -> None:
+    from dataclasses import replace
+
+    base = with_grid(grid_base(1))
+    scenario = Scenario()
+    for change in _random_changes(base, np.random.default_rng(9), 4):
+        scenario = scenario.add(change)
+        result = evaluate(base, scenario, category="buprenorphine")
+        # A copy of the baseline times is not the cached baseline: its medians are computed.
+        copied = replace(result, base_time_s=result.base_time_s.copy())
+        assert grid_values(copied) == grid_values(result)
+
+
+def test_cells_geometry_is_h3s_outline_rounded() -> None:
+    from etl.scenario_map import cells_geometry
+
+    def reference(cells: np.ndarray, precision: int) -> dict:
+        shape = h3.cells_to_h3shape([h3.int_to_str(int(c)) for c in cells], tight=False)
+        return {
+            "type": "MultiPolygon",
+            "coordinates": [
+                [np.round(np.asarray(ring, dtype=float), precision).tolist() for ring in polygon]
+                for polygon in shape.__geo_interface__["coordinates"]
+            ],
+        }
+
+    centre = h3.latlng_to_cell(39.96, -83.0, 10)
+    disk = np.array([h3.str_to_int(c) for c in h3.grid_disk(centre, 6)], dtype=np.uint64)
+    ring = np.array([h3.str_to_int(c) for c in h3.grid_ring(centre, 2)], dtype=np.uint64)
+    rng = np.random.default_rng(2)
+    holes = 0
+    for trial in range(60):
+        cells = disk[rng.random(len(disk)) < rng.uniform(0.05, 0.9)] if trial else ring
+        if len(cells) == 0:
+            continue
+        got = cells_geometry(cells, precision=5 if trial % 2 else 3)
+        assert got == reference(cells, 5 if trial % 2 else 3)
+        holes += sum(len(polygon) > 1 for polygon in got["coordinates"])
+    assert holes  # the ring of cells around the centre encloses a hole
+    assert cells_geometry(np.array([], dtype=np.uint64))["coordinates"] == []
