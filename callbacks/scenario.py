@@ -244,7 +244,13 @@ def respond(
         elif (
             trigger == sc.ACTION and isinstance(action, dict) and action.get("kind") == "restore"
         ):
-            scenario = aps.scenario_from_store(action.get("scenario"), region=rd.region)
+            try:
+                scenario = aps.scenario_from_store(action.get("scenario"), region=rd.region)
+            except AtlasError as exc:
+                text = str(exc).removeprefix("the scenario held by the page: ")
+                msg = f"The scenario in this link cannot be opened ({text}); the map shows "
+                msg += "the data."
+                return Reply(message=sc.message(msg, alert=True))
             if len(scenario) == 0:
                 raise PreventUpdate
             n = len(scenario)

@@ -545,6 +545,37 @@ def _respond(rd: RegionData, trigger: str, store: Any = None, **kw: Any):
     return respond(trigger, rd=rd, store=store, **kw)
 
 
+def test_respond_opens_the_scenario_a_link_carried(
+    rd: RegionData, desert_spot: tuple[float, float]
+) -> None:
+    from dash import no_update
+    from dash.exceptions import PreventUpdate
+
+    from etl.app_state import decode_scenario, encode_scenario
+
+    lon, lat = desert_spot
+    added = _respond(rd, "scenario-action", action={"kind": "add", "lon": lon, "lat": lat})
+    linked = decode_scenario(encode_scenario(added.store))  # what the page gets from w=
+    r = _respond(rd, "scenario-action", action={"kind": "restore", "scenario": linked})
+    assert r.store["changes"] == added.store["changes"]
+    assert _text(_find(r.result, "scenario-gained")) == _text(
+        _find(added.result, "scenario-gained")
+    )
+    assert "Opened the scenario in the link" in _text(r.message) and "1 change." in _text(
+        r.message
+    )
+    # A link whose change is not valid says so; an empty one does nothing.
+    bad = {**linked, "changes": [{"type": "add_site", "category": "unicorns", "lon": 0}]}
+    r_bad = _respond(rd, "scenario-action", action={"kind": "restore", "scenario": bad})
+    assert r_bad.store is no_update  # the panel keeps what it had
+    assert _text(r_bad.message) == (
+        "The scenario in this link cannot be opened (change 1: add_site change has no 'lat' "
+        "field); the map shows the data."
+    )
+    with pytest.raises(PreventUpdate):
+        _respond(rd, "scenario-action", action={"kind": "restore", "scenario": None})
+
+
 def test_respond_adds_undoes_and_starts_over(
     rd: RegionData, desert_spot: tuple[float, float], tmp_path: Path
 ) -> None:
