@@ -136,7 +136,9 @@ def wait_warm(url: str, workers: int, *, timeout_s: float = 180.0) -> float:
 
 def first_load(browser: Any, url: str) -> dict[str, Any]:
     """One load with an empty cache: bytes by kind and time to interactive."""
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    # bypass_csp: Playwright evaluates its wait_for_function strings in the page, which the
+    # app's CSP (no 'unsafe-eval') forbids; the CSP is tested in tests/test_serving.py.
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True)
     page = ctx.new_page()
     cdp = ctx.new_cdp_session(page)
     cdp.send("Network.enable")
@@ -177,7 +179,9 @@ def first_load(browser: Any, url: str) -> dict[str, Any]:
 
 def change_latency(browser: Any, url: str, query: str, n: int) -> dict[str, list[float]]:
     """Latency of threshold, filter and layer changes in one page."""
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    # bypass_csp: Playwright evaluates its wait_for_function strings in the page, which the
+    # app's CSP (no 'unsafe-eval') forbids; the CSP is tested in tests/test_serving.py.
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True)
     page = ctx.new_page()
     page.goto(url + "/" + query)
     page.wait_for_function(READY, timeout=60_000)
