@@ -158,3 +158,40 @@ def guarded_page(context: Any) -> Any:
     pg.on("response", response)
     pg.on("requestfailed", failed)
     return pg
+
+
+# -- fixtures: each browser test module imports them, so it gets its own demo bundle and
+# server (the town-hall tests write saved views into theirs) -------------------------------
+
+
+@pytest.fixture(scope="module")
+def geodata(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo region built with the CLI into a temporary folder."""
+    return build_demo(tmp_path_factory.mktemp("atlas-browser"))
+
+
+@pytest.fixture(scope="module")
+def server(geodata: Path) -> Iterator[str]:
+    """gunicorn serving the demo bundle on 127.0.0.1 with two workers."""
+    with serve(geodata, ready_path="/healthz") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (skipped where it is missing)."""
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    """A fresh page under the app's own CSP (see :func:`guarded_page`); downloads allowed.
+
+    Waits must be given as functions (``"() => ..."``): Playwright evaluates plain
+    expressions with eval, which the CSP forbids.
+    """
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+    pg = guarded_page(context)
+    yield pg
+    context.close()

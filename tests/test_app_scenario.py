@@ -561,9 +561,8 @@ def test_respond_opens_the_scenario_a_link_carried(
     assert _text(_find(r.result, "scenario-gained")) == _text(
         _find(added.result, "scenario-gained")
     )
-    assert "Opened the scenario in the link" in _text(r.message) and "1 change." in _text(
-        r.message
-    )
+    message = _text(r.message)
+    assert "Opened the scenario in the link" in message and message.endswith("1 change.")
     # A link whose change is not valid says so; an empty one does nothing.
     bad = {**linked, "changes": [{"type": "add_site", "category": "unicorns", "lon": 0}]}
     r_bad = _respond(rd, "scenario-action", action={"kind": "restore", "scenario": bad})

@@ -9,51 +9,19 @@ restore a shared URL, check keyboard access and labels, and run with every reque
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser_support import build_demo, chromium, guarded_page, serve
+from tests.browser_support import browser, geodata, page, server  # fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
 DESERT_RGB = (0xB3, 0x58, 0x06)  # layouts.theme.DESERT_COLOUR
-READY = "window.atlas && atlas.drawn.surface && atlas.drawn.sites && atlas.drawn.streets"
-
-
-@pytest.fixture(scope="session")
-def geodata(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo region built with the CLI into a temporary folder."""
-    geo = build_demo(tmp_path_factory.mktemp("atlas-browser"))
-    return geo
-
-
-@pytest.fixture(scope="session")
-def server(geodata: Path) -> Iterator[str]:
-    """gunicorn serving the demo bundle on 127.0.0.1 with two workers."""
-    with serve(geodata, ready_path="/") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Any]:
-    """A fresh page that blocks every request leaving 127.0.0.1 and records errors."""
-    # Playwright evaluates wait_for_function() strings in the page, which the app's CSP
-    # (no 'unsafe-eval') forbids; the CSP itself is tested in tests/test_serving.py.
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True)
-    pg = guarded_page(context)
-    yield pg
-    context.close()
+READY = "() => window.atlas && atlas.drawn.surface && atlas.drawn.sites && atlas.drawn.streets"
 
 
 def _open(pg: Any, server: str, query: str = "", path: str = "/") -> None:
@@ -108,15 +76,17 @@ def test_switch_layers(page: Any, server: str) -> None:
     markers = ".leaflet-marker-pane .atlas-site, .leaflet-marker-pane .atlas-cluster"
     assert page.locator(markers).count() > 0
     page.get_by_label("Care sites", exact=True).uncheck()
-    page.wait_for_function(f"document.querySelectorAll('{markers}').length === 0", timeout=5000)
+    page.wait_for_function(
+        f"() => document.querySelectorAll('{markers}').length === 0", timeout=5000
+    )
     with page.expect_response(lambda r: "/barriers.geojson" in r.url) as resp:
         page.get_by_label("Zoning barriers").check()
     assert resp.value.status == 200
     page.wait_for_function(
-        "document.querySelector('.atlas-legend').innerText.includes('zoning barrier')"
+        "() => document.querySelector('.atlas-legend').innerText.includes('zoning barrier')"
     )
     page.get_by_label("Travel time by area").check()
-    page.wait_for_function("atlas.drawn.choropleth !== undefined", timeout=5000)
+    page.wait_for_function("() => atlas.drawn.choropleth !== undefined", timeout=5000)
     page.wait_for_timeout(300)
     _shot(page, "02-layers-barriers-areas.png")
     assert "?" in page.evaluate("location.search")
@@ -134,9 +104,9 @@ def test_threshold_moves_the_desert_live(page: Any, server: str) -> None:
     thumb.focus()
     for _ in range(10):
         thumb.press("ArrowLeft")
-    page.wait_for_function("atlas.drawn.surface.threshold === 5", timeout=5000)
+    page.wait_for_function("() => atlas.drawn.surface.threshold === 5", timeout=5000)
     page.wait_for_function(
-        "document.querySelector('#summary-lead').innerText.includes('within 5 minutes')",
+        "() => document.querySelector('#summary-lead').innerText.includes('within 5 minutes')",
         timeout=5000,
     )
     page.wait_for_timeout(200)
@@ -182,7 +152,7 @@ def test_address_look_up(page: Any, server: str, geodata: Path) -> None:
     page.wait_for_selector("#lookup-table", timeout=10_000)
     table = page.inner_text("#lookup-table")
     assert "Buprenorphine prescriber" in table and "min" in table
-    page.wait_for_function("location.search.includes('q=')", timeout=5000)
+    page.wait_for_function("() => location.search.includes('q=')", timeout=5000)
     page.wait_for_timeout(1200)  # the map flies to the address
     _shot(page, "06-address-look-up.png")
     assert not page.errors
@@ -196,13 +166,13 @@ def test_shared_url_restores_the_view(page: Any, server: str, browser: Any) -> N
     thumb.focus()
     for _ in range(3):
         thumb.press("ArrowRight")
-    page.wait_for_function("location.search.includes('t=')", timeout=5000)
+    page.wait_for_function("() => location.search.includes('t=')", timeout=5000)
     page.wait_for_timeout(300)
     shared = page.evaluate("location.href")
     threshold = page.evaluate("atlas.drawn.surface.threshold")
     assert "mode=walk" in shared and "layers=" in shared
 
-    other = browser.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True).new_page()
+    other = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
     other.goto(shared)
     other.wait_for_function(READY, timeout=20_000)
     assert other.evaluate("atlas.drawn.surface.threshold") == threshold
@@ -311,8 +281,8 @@ def test_transit_stop_tells_routes_and_the_walk_to_care(
                         f"&lat={hub.geometry.y:.5f}&lon={hub.geometry.x:.5f}&z=16")  # fmt: skip
     assert "transit stop" in page.inner_text("#legend")
     page.wait_for_function(
-        "(() => { let n = 0; atlas.map.eachLayer((l) => {"
-        " if (l.feature && l.feature.properties.stop_id) n++; }); return n > 0; })()",
+        "() => { let n = 0; atlas.map.eachLayer((l) => {"
+        " if (l.feature && l.feature.properties.stop_id) n++; }); return n > 0; }",
         timeout=10_000,
     )
     xy = page.evaluate(STOP_JS, "MTC")

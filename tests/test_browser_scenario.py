@@ -16,13 +16,12 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser_support import build_demo, chromium, guarded_page, serve
+from tests.browser_support import browser, geodata, guarded_page, page, server
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -32,40 +31,11 @@ READY = "() => window.atlas && atlas.drawn.surface && atlas.drawn.sites && atlas
 
 
 @pytest.fixture(scope="module")
-def geodata(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo region built with the CLI into a temporary folder."""
-    geo = build_demo(tmp_path_factory.mktemp("atlas-browser-scenario"))
-    return geo
-
-
-@pytest.fixture(scope="module")
-def server(geodata: Path) -> Iterator[str]:
-    """gunicorn serving the demo bundle on 127.0.0.1 with two workers."""
-    with serve(geodata, ready_path="/") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def base(geodata: Path) -> Any:
     """The engine's baseline of the same bundle, to check the numbers the page shows."""
     from etl.scenario import BaselineAccess
 
     return BaselineAccess.from_bundle(geodata / "demo", "drive")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Any]:
-    """A fresh page that blocks every request leaving 127.0.0.1 and records errors."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
-    pg = guarded_page(context)
-    yield pg
-    context.close()
 
 
 def _open(pg: Any, server: str, query: str = "") -> None:

@@ -10,13 +10,12 @@ files again, and save a view that town-hall mode then presents by link. Screensh
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser_support import build_demo, chromium, guarded_page, serve
+from tests.browser_support import browser, geodata, page, server  # fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -42,36 +41,6 @@ DESERT_PIXELS = """([r, g, b]) => {
     return n;
 }"""
 DESERT_RGB = [0xB3, 0x58, 0x06]  # layouts.theme.DESERT_COLOUR
-
-
-@pytest.fixture(scope="module")
-def geodata(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo region built with the CLI into a temporary folder."""
-    geo = build_demo(tmp_path_factory.mktemp("atlas-townhall-browser"))
-    assert (geo / "demo" / "tiles" / "metadata.json").is_file()
-    return geo
-
-
-@pytest.fixture(scope="module")
-def server(geodata: Path) -> Iterator[str]:
-    """gunicorn serving the demo bundle on 127.0.0.1 with two workers."""
-    with serve(geodata, ready_path="/healthz") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any, server: str) -> Iterator[Any]:
-    """A page that blocks (and records) every request leaving 127.0.0.1, errors and tiles."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
-    pg = guarded_page(context)
-    yield pg
-    context.close()
 
 
 def _shot(pg: Any, name: str) -> None:
