@@ -52,7 +52,7 @@ from shapely.geometry import LineString, MultiPoint, Point, Polygon, box
 from shapely.ops import substring
 
 from etl._errors import ConfigError, InputError
-from etl.demo_transit import ROUTES, transit_feed, write_feed
+from etl.demo_transit import ROUTES, transit_feed
 
 logger = logging.getLogger(__name__)
 
@@ -2180,7 +2180,8 @@ def _generate_into(root: Path, seed: int) -> None:
     feed = transit_feed(
         net.axes, net.roads, (_HIGH_X, _MAIN_Y), np.random.default_rng([seed, 9]), crs.lonlat, _abbr
     )
-    write_feed(feed, p["transit"].parent, _write_text, _csv_text)
+    for name, (header, rows) in feed.items():
+        _write_text(p["transit"].parent / name, _csv_text(header, rows))
     logger.info("demo transit: %d routes, %d stops", len(ROUTES), len(feed["stops.txt"][1]))
 
     # providers

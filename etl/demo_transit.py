@@ -11,7 +11,6 @@ Nothing here describes a real transit agency.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -292,14 +291,3 @@ def _street_at(
     """Which of the route's streets the point ``along`` the line lies on."""
     p = line.interpolate(along)
     return min(streets, key=lambda s: axes[s].distance(p))
-
-
-def write_feed(
-    tables: dict[str, tuple[list[str], list[list[Any]]]],
-    folder: Path,
-    write: Callable[[Path, str], None],
-    csv_text: Callable[..., str],
-) -> None:
-    """Write the feed's tables as CSV files into ``folder``."""
-    for name, (header, rows) in tables.items():
-        write(folder / name, csv_text(header, rows))
