@@ -392,6 +392,16 @@ def default_views(rd: RegionData, options: Options) -> list[View]:
 
     desert_of: dict[tuple[str, str], dict[str, Any]] = {}
 
+    def focused(category: str, mode: str, *keys: str) -> MapState:
+        """The map of one category and mode at its default threshold, with these layers."""
+        return base.with_(
+            category=category,
+            mode=mode,
+            threshold=options.default_threshold(category, mode),
+            layers=keep(*keys),
+            sites=tuple(c for c in options.site_categories if c == category),
+        )
+
     def summary(category: str, mode: str, threshold: int) -> dict[str, Any]:
         key = (category, mode)
         if key not in desert_of:
@@ -403,13 +413,7 @@ def default_views(rd: RegionData, options: Options) -> list[View]:
         category, mode = first
         t = options.default_threshold(category, mode)
         s = summary(category, mode, t)["focus"]
-        state = base.with_(
-            category=category,
-            mode=mode,
-            threshold=t,
-            layers=keep("streets", "bands", "desert", "sites"),
-            sites=tuple(c for c in options.site_categories if c == category),
-        )
+        state = focused(category, mode, "streets", "bands", "desert", "sites")
         noun = _SITE_NOUNS.get(category, CATEGORY_LABELS.get(category, category))
         if s["beyond"] + s["no_route"] > 0:
             text = (
@@ -436,13 +440,7 @@ def default_views(rd: RegionData, options: Options) -> list[View]:
         category, mode = second
         t = options.default_threshold(category, mode)
         s = summary(category, mode, t)["focus"]
-        state = base.with_(
-            category=category,
-            mode=mode,
-            threshold=t,
-            layers=keep("streets", "bands", "desert", "sites"),
-            sites=tuple(c for c in options.site_categories if c == category),
-        )
+        state = focused(category, mode, "streets", "bands", "desert", "sites")
         noun = _SITE_NOUNS.get(category, category)
         out = s["beyond"] + s["no_route"]
         text = (
@@ -458,13 +456,7 @@ def default_views(rd: RegionData, options: Options) -> list[View]:
         full = summary(category, mode, t)
         blocked, beyond = full.get("blocked"), full["focus"]["beyond"] + full["focus"]["no_route"]
         if blocked is not None:
-            state = base.with_(
-                category=category,
-                mode=mode,
-                threshold=t,
-                layers=keep("streets", "desert", "barriers", "sites"),
-                sites=tuple(c for c in options.site_categories if c == category),
-            )
+            state = focused(category, mode, "streets", "desert", "barriers", "sites")
             rule = "live where a zoning rule blocks new treatment sites"
             if beyond <= 0:
                 text = "No one lives in this desert: every zoning rule could stay as it is."
