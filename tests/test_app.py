@@ -49,6 +49,7 @@ from etl.app_state import default_state, parse_state
 from etl.config import load_config
 from etl.isochrones import band_polygons, desert_polygon
 from etl.pipeline import run_build
+from tests.dash_support import call as _call
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -507,35 +508,6 @@ def test_dash_scripts_are_compressed(client) -> None:
     assert len(r.data) < 0.5 * len(gzip.decompress(r.data))
 
 
-def _call(
-    client,
-    outputs: list[tuple[str, str]],
-    inputs: list[tuple[str, str, Any]],
-    state: list[tuple[str, str, Any]] = (),
-    changed: str | None = None,
-) -> dict[str, Any]:
-    """POST a callback as the Dash renderer does; return the response's values by output."""
-    multi = len(outputs) > 1
-    output = (
-        "..{}..".format("...".join(f"{i}.{p}" for i, p in outputs))
-        if multi
-        else f"{outputs[0][0]}.{outputs[0][1]}"
-    )
-    body = {
-        "output": output,
-        "outputs": [{"id": i, "property": p} for i, p in outputs]
-        if multi
-        else {"id": outputs[0][0], "property": outputs[0][1]},
-        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "changedPropIds": [changed or f"{inputs[0][0]}.{inputs[0][1]}"],
-        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
-    }
-    r = client.post("/_dash-update-component", json=body)
-    assert b"Traceback" not in r.data
-    if r.status_code == 204:
-        return {}
-    assert r.status_code == 200, r.data[:500]
-    return r.get_json()["response"]
 
 
 def _text(component: Any) -> str:

@@ -37,6 +37,7 @@ from etl.app_views import (
     views_path,
     write_views,
 )
+from tests.dash_support import call as _call
 
 ROOT = Path(__file__).resolve().parents[1]
 _DEMO: dict[str, Path] = {}
@@ -278,29 +279,6 @@ def client(views_geo: Path):
     shutil.rmtree(saved, ignore_errors=True)
 
 
-def _call(client, outputs, inputs, state=(), changed=None) -> dict[str, Any]:
-    """POST a callback as the Dash renderer does; the response's values by output."""
-    multi = len(outputs) > 1
-    output = (
-        "..{}..".format("...".join(f"{i}.{p}" for i, p in outputs))
-        if multi
-        else f"{outputs[0][0]}.{outputs[0][1]}"
-    )
-    body = {
-        "output": output,
-        "outputs": [{"id": i, "property": p} for i, p in outputs]
-        if multi
-        else {"id": outputs[0][0], "property": outputs[0][1]},
-        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "changedPropIds": [changed or f"{inputs[0][0]}.{inputs[0][1]}"],
-        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
-    }
-    r = client.post("/_dash-update-component", json=body)
-    assert b"Traceback" not in r.data
-    if r.status_code == 204:
-        return {}
-    assert r.status_code == 200, r.data[:500]
-    return r.get_json()["response"]
 
 
 def _page(client, search: str = "", path: str = "/") -> dict[str, Any]:
