@@ -28,12 +28,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from etl.access import nearest_site_times  # noqa: E402
 from etl.config import load_config  # noqa: E402
-from etl.isochrones import band_polygons, cell_times  # noqa: E402
-from etl.network import build_mode_network  # noqa: E402
+from etl.engine.access import nearest_site_times  # noqa: E402
+from etl.engine.isochrones import band_polygons, cell_times  # noqa: E402
+from etl.engine.network import build_mode_network  # noqa: E402
+from etl.engine.streets import sample_streets  # noqa: E402
 from etl.osm import read_osm_file  # noqa: E402
-from etl.streets import sample_streets  # noqa: E402
 
 FRANKLIN = ROOT.parent / "shared" / "data" / "franklin-oh"
 CONFIG = ROOT / "geodata" / "configs" / "franklin-oh.yaml"
@@ -104,7 +104,7 @@ def main() -> int:
     # Franklin MOUD providers from the OEPS list, as the pipeline reads them.
     import geopandas as gpd
 
-    from etl.access import snap_points
+    from etl.engine.access import snap_points
 
     prov = gpd.read_file(FRANKLIN / "providers" / "moud_us_oeps_2021.gpkg")
     prov = prov[prov["countyGEOID"].astype(str).str.zfill(5) == "39049"].to_crs(cfg.crs)

@@ -42,10 +42,10 @@ sys.path.insert(0, str(ROOT))
 
 from etl.app_scenario import scenario_view  # noqa: E402
 from etl.bundle import Bundle  # noqa: E402
-from etl.scenario import AddSite, BaselineAccess, CloseSite, Scenario, evaluate  # noqa: E402
+from etl.engine.scenario import AddSite, BaselineAccess, CloseSite, Scenario, evaluate  # noqa: E402
+from etl.engine.suggest import suggest_sites  # noqa: E402
 from etl.scenario_map import area_overrides, band_change, bands_overlay  # noqa: E402
 from etl.scenario_map import prepare as prepare_map  # noqa: E402
-from etl.suggest import suggest_sites  # noqa: E402
 
 FRANKLIN = ROOT.parent / "shared" / "data" / "franklin-oh"
 CONFIG = ROOT / "geodata" / "configs" / "franklin-oh.yaml"

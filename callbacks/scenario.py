@@ -40,7 +40,7 @@ from etl import app_scenario as aps
 from etl._errors import AtlasError
 from etl.app_data import RegionData, region_data
 from etl.app_lookup import QUALITY_LABELS, find_place
-from etl.scenario import Scenario, evaluate
+from etl.engine.scenario import Scenario, evaluate
 from layouts import map_page as mp
 from layouts import scenario as sc
 

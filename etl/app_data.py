@@ -10,10 +10,10 @@ geometry.
 
 The desert follows the threshold live through *minute bands*: for a (category, mode) the
 fine H3 cells along the streets (the same cells the ETL's isochrones and deserts are built
-from, :func:`etl.isochrones.cell_times`) are grouped by their best travel time rounded up to
+from, :func:`etl.engine.isochrones.cell_times`) are grouped by their best travel time rounded up to
 the minute, and each group is unioned into one polygon (:func:`time_bands`). The desert at a
 threshold of T whole minutes is then exactly the bands above T, which is what
-:func:`etl.isochrones.desert_polygon` draws for T; the browser only restyles the bands.
+:func:`etl.engine.isochrones.desert_polygon` draws for T; the browser only restyles the bands.
 
 Settings
 --------
@@ -50,10 +50,10 @@ import shapely
 from etl._errors import BundleError
 from etl.bundle import Bundle
 from etl.categories import CATEGORIES, DEFAULT_BANDS_MIN, MODES
-from etl.isochrones import cell_times, cells_to_polygon
-from etl.network import ModeNetwork
+from etl.engine.isochrones import cell_times, cells_to_polygon
+from etl.engine.network import ModeNetwork
+from etl.engine.streets import StreetSamples, sample_streets
 from etl.regions import open_region
-from etl.streets import StreetSamples, sample_streets
 
 logger = logging.getLogger(__name__)
 

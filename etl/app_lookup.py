@@ -26,11 +26,11 @@ import pandas as pd
 from pyproj import Transformer
 from scipy.sparse import csgraph
 
-from etl.access import snap_points
 from etl.app_data import RegionData
 from etl.categories import CATEGORY_LABELS
+from etl.engine.access import snap_points
+from etl.engine.network import ModeNetwork
 from etl.geocode import OfflineGeocoder, ReferenceIndex
-from etl.network import ModeNetwork
 
 logger = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """Scenario planning on the map: the pure layer between the What-if panel and the engine.
 
 The panel keeps the scenario in the browser (a ``dcc.Store`` holding
-:meth:`etl.scenario.Scenario.to_dict`), so any server process can answer any change: each
+:meth:`etl.engine.scenario.Scenario.to_dict`), so any server process can answer any change: each
 request parses the store (:func:`scenario_from_store`), applies one edit (:func:`add_site`,
 :func:`close_site`, :func:`undo`, :func:`accept_suggestions`) and evaluates the result for
 the map's category, mode and threshold (:func:`scenario_view`) on a
-:class:`~etl.scenario.BaselineAccess` kept per (region build, mode) in the process
+:class:`~etl.engine.scenario.BaselineAccess` kept per (region build, mode) in the process
 (:func:`baseline_access`, loaded on first use and kept).
 
 What the panel shows is plain language and plain numbers: people who gain or lose access
@@ -16,7 +16,7 @@ onto the network, the last site of a category closed). The map shows the scenari
 redrawing a whole layer: the fine cells whose minute band changed, merged per new band
 (:mod:`etl.scenario_map`), drawn over the baseline bands and desert, which they replace
 beneath them; the cells that left or entered the desert
-(:meth:`etl.scenario.ScenarioResult.desert_change`) outlined; and the areas' new travel
+(:meth:`etl.engine.scenario.ScenarioResult.desert_change`) outlined; and the areas' new travel
 times, which recolour the area layer through its ``hideout``.
 
 Saved scenarios live in ``<geodata>/saved/<region>/scenarios/<slug>.json``
@@ -64,7 +64,7 @@ import shapely
 from etl._errors import InputError
 from etl.app_data import RegionData, clean_value, feature_collection
 from etl.categories import CATEGORY_LABELS
-from etl.scenario import (
+from etl.engine.scenario import (
     DEATH_COLUMNS,
     AddSite,
     BaselineAccess,
@@ -75,6 +75,7 @@ from etl.scenario import (
     load_scenario,
     save_scenario,
 )
+from etl.engine.suggest import suggest_sites
 from etl.scenario_map import (
     area_overrides,
     band_change,
@@ -82,7 +83,6 @@ from etl.scenario_map import (
     cells_geometry,
 )
 from etl.scenario_map import prepare as prepare_map
-from etl.suggest import suggest_sites
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import shapely
 
 from etl._errors import InputError
 from etl.config import RegionConfig
-from etl.network import ModeNetwork
-from etl.streets import cells_of, sample_streets
+from etl.engine.network import ModeNetwork
+from etl.engine.streets import cells_of, sample_streets
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def _coverage(cells: np.ndarray, res: int, *, coarse_res: int = 8) -> shapely.Ge
     """Land within about one coarse cell (≈ 0.5 km) of a street: street cells grown by a ring."""
     import h3
 
-    from etl.isochrones import cells_to_polygon
+    from etl.engine.isochrones import cells_to_polygon
 
     coarse = {
         h3.cell_to_parent(h3.int_to_str(int(c)), min(coarse_res, res)) for c in np.unique(cells)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from etl._errors import BundleError
-from etl.network import ModeNetwork
+from etl.engine.network import ModeNetwork
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from etl._errors import ConfigError
 from etl.barriers import BufferRule, PoiSource, ZoningConfig
 from etl.categories import CATEGORIES, DEFAULT_BANDS_MIN, DEFAULT_THRESHOLDS_MIN, MODES
+from etl.engine.speeds import DRIVE_SPEEDS_KPH, WALK_SPEED_KPH
 from etl.geocode import GeocodingConfig
 from etl.overdose import OverdoseSource
-from etl.speeds import DRIVE_SPEEDS_KPH, WALK_SPEED_KPH
 
 Mode = Literal["drive", "walk"]
 

@@ -2,7 +2,7 @@
 
 Both readers return the same :class:`RawNetwork`: every street way as unsimplified
 node-to-node segments in the way's digitised direction, with the way's tags. What a mode may
-use (one-way rules, access, speeds) is decided later, in :mod:`etl.network`, identically for
+use (one-way rules, access, speeds) is decided later, in :mod:`etl.engine.network`, identically for
 both sources.
 
 Which ways are streets
@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from etl._errors import ConfigError, InputError, NetworkError
+from etl.engine.network import RawNetwork
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -101,40 +102,6 @@ _OSMNX_REVERSED: Final[frozenset[str]] = frozenset({"-1", "reverse", "T"})
 _FIX: Final[float] = 1e7
 _MAX_X: Final[int] = 1_800_000_000
 _MAX_Y: Final[int] = 900_000_000
-
-
-@dataclass(frozen=True)
-class RawNetwork:
-    """Every highway way of an extract, as unsimplified node-to-node segments.
-
-    Attributes
-    ----------
-    node_id
-        int64 OSM ids of the nodes used by at least one kept segment.
-    lon, lat
-        float64 WGS84 coordinates of those nodes.
-    u, v
-        int64 indices into the node arrays: one segment per consecutive node pair of a way,
-        in the way's digitised direction. Pairs with a node missing from the extract are cut.
-    way
-        int64 index into :attr:`ways` for each segment.
-    length_m
-        float64 great-circle length of each segment in metres.
-    ways
-        One row per way: ``osmid`` and the tags in :data:`WAY_TAGS` (str or None).
-    source
-        Where the network came from (a path or "overpass:<place>").
-    """
-
-    node_id: np.ndarray
-    lon: np.ndarray
-    lat: np.ndarray
-    u: np.ndarray
-    v: np.ndarray
-    way: np.ndarray
-    length_m: np.ndarray
-    ways: pd.DataFrame
-    source: str
 
 
 def is_street(tags: Any) -> bool:

@@ -19,7 +19,7 @@ both, but only near the sites it adds or closes, so the map is updated by what c
   as the served layers round them; :func:`area_overrides` packs them for the area layer's
   ``hideout``, so the browser recolours the areas without new geometry.
 
-Nothing here reads files: everything comes from a :class:`~etl.scenario.ScenarioResult`.
+Nothing here reads files: everything comes from a :class:`~etl.engine.scenario.ScenarioResult`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import numpy as np
 from h3.api import numpy_int
 
 from etl.app_data import MAX_BAND_MIN, NO_ROUTE, PRECISION
-from etl.grid import parent_cells
-from etl.scenario import (
+from etl.engine.grid import parent_cells
+from etl.engine.scenario import (
     BaselineAccess,
     ScenarioResult,
     _area_values,
@@ -42,7 +42,7 @@ from etl.scenario import (
     _time_subset,
     _touched_groups,
 )
-from etl.streets import sample_times
+from etl.engine.streets import sample_times
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def band_change(result: ScenarioResult) -> BandChange:
 
 def _cell_times(result: ScenarioResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if result.cells is None or result.cell_best_s is None or result.base_cell_best_s is None:
-        msg = "band_change: the result has no cell times; make it with etl.scenario.evaluate"
+        msg = "band_change: the result has no cell times; make it with etl.engine.scenario.evaluate"
         raise ValueError(msg)
     return result.cells, result.base_cell_best_s, result.cell_best_s
 
@@ -161,7 +161,7 @@ def bands_overlay(change: BandChange) -> dict[str, Any]:
 def cells_geometry(cells: np.ndarray, *, precision: int = PRECISION) -> dict[str, Any]:
     """The union of H3 cells as a GeoJSON MultiPolygon, coordinates rounded to ``precision``.
 
-    The outline :func:`etl.isochrones.cells_to_polygon` makes (the map's baseline bands are
+    The outline :func:`etl.engine.isochrones.cells_to_polygon` makes (the map's baseline bands are
     made with it), written straight from H3's rings: no shapely round trip, as it is
     answered on every change.
     """
@@ -315,7 +315,7 @@ def _grid_base_minutes(base: BaselineAccess, category: str) -> np.ndarray:
 def grid_values(result: ScenarioResult) -> dict[str, float | None]:
     """Median street minutes per hexagon (the grid layer's ``h3`` id) where the scenario changes it.
 
-    As :func:`etl.grid.grid_minutes`: the median of the travel times of the street samples
+    As :func:`etl.engine.grid.grid_minutes`: the median of the travel times of the street samples
     in each hexagon, None where most of them reach no site. Only hexagons holding a street
     whose end-node times changed are recomputed; empty without a grid resolution.
     """

@@ -33,8 +33,8 @@ import pyproj
 import shapely
 
 from etl._errors import InputError
+from etl.engine.network import ModeNetwork
 from etl.gtfs import Feed
-from etl.network import ModeNetwork
 
 logger = logging.getLogger(__name__)
 
@@ -364,7 +364,7 @@ def stop_walk_minutes(
         A copy of ``stops`` with the new columns, rounded to 0.1 minute, and earlier
         ``walk_min_*`` columns replaced.
     """
-    from etl.access import snap_points
+    from etl.engine.access import snap_points
 
     out = stops.drop(columns=[c for c in stops.columns if c.startswith("walk_min_")])
     if out.empty:

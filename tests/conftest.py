@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etl.osm import WAY_TAGS, RawNetwork
+from etl.engine.network import RawNetwork
+from etl.osm import WAY_TAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ACCESS_ATLAS_SHARED", ROOT.parent / "shared"))

@@ -6,8 +6,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from etl.access import nearest_site_times, point_times, snap_points
-from etl.network import ModeNetwork, build_mode_network
+from etl.engine.access import nearest_site_times, point_times, snap_points
+from etl.engine.network import ModeNetwork, build_mode_network
 from tests.conftest import make_raw
 
 CRS = "EPSG:32617"

@@ -23,7 +23,6 @@ from shapely.geometry import shape
 os.environ.setdefault("ACCESS_ATLAS_WARM", "0")
 
 from etl import app_data
-from etl.access import snap_points
 from etl.app_data import (
     Payload,
     access_summary,
@@ -47,7 +46,8 @@ from etl.app_lookup import (
 )
 from etl.app_state import default_state, parse_state
 from etl.config import load_config
-from etl.isochrones import band_polygons, desert_polygon
+from etl.engine.access import snap_points
+from etl.engine.isochrones import band_polygons, desert_polygon
 from etl.pipeline import run_build
 from tests.dash_support import call as _call
 

@@ -28,9 +28,9 @@ from etl import app_scenario as aps
 from etl._errors import InputError
 from etl.app_data import RegionData, region_data
 from etl.config import load_config
-from etl.network import build_mode_network
+from etl.engine.network import build_mode_network
+from etl.engine.scenario import AddSite, BaselineAccess, CloseSite, Scenario, evaluate
 from etl.pipeline import run_build
-from etl.scenario import AddSite, BaselineAccess, CloseSite, Scenario, evaluate
 from tests.conftest import CONFIGS, make_raw
 
 SETTLED = {"category": "methadone", "mode": "drive", "threshold": 30}

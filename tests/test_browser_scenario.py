@@ -33,7 +33,7 @@ READY = "() => window.atlas && atlas.drawn.surface && atlas.drawn.sites && atlas
 @pytest.fixture(scope="module")
 def base(geodata: Path) -> Any:
     """The engine's baseline of the same bundle, to check the numbers the page shows."""
-    from etl.scenario import BaselineAccess
+    from etl.engine.scenario import BaselineAccess
 
     return BaselineAccess.from_bundle(geodata / "demo", "drive")
 
@@ -104,8 +104,8 @@ def _gained(pg: Any) -> int:
 def test_add_by_clicking_the_map_undo_and_add_from_the_keyboard(
     page: Any, server: str, base: Any
 ) -> None:
-    from etl.scenario import Scenario, evaluate
-    from etl.suggest import suggest_sites
+    from etl.engine.scenario import Scenario, evaluate
+    from etl.engine.suggest import suggest_sites
 
     spot = suggest_sites(base, category="methadone", threshold_min=30, k=1)[0]
     _open(page, server)
@@ -148,7 +148,7 @@ def test_add_by_clicking_the_map_undo_and_add_from_the_keyboard(
 
 
 def test_close_a_site_from_its_details(page: Any, server: str, base: Any) -> None:
-    from etl.scenario import Scenario, evaluate
+    from etl.engine.scenario import Scenario, evaluate
 
     rows = base.providers[base.offers("methadone")].set_index("id")
     lost = {
@@ -310,9 +310,9 @@ def _settled_pixels(pg: Any) -> dict[str, Any]:
 def test_the_map_shows_the_scenarios_bands_desert_and_areas(
     page: Any, server: str, base: Any
 ) -> None:
-    from etl.scenario import Scenario, evaluate
+    from etl.engine.scenario import Scenario, evaluate
+    from etl.engine.suggest import suggest_sites
     from etl.scenario_map import area_values, band_change
-    from etl.suggest import suggest_sites
 
     spot = suggest_sites(base, category="methadone", threshold_min=30, k=1)[0]
     _open(page, server, f"?layers=streets,bands,desert,sites,areas&lat={spot.lat:.5f}"
@@ -401,7 +401,7 @@ def test_the_map_shows_the_scenarios_bands_desert_and_areas(
 
 
 def test_a_scenario_travels_in_the_link(page: Any, server: str, base: Any) -> None:
-    from etl.suggest import suggest_sites
+    from etl.engine.suggest import suggest_sites
 
     spot = suggest_sites(base, category="methadone", threshold_min=30, k=1)[0]
     _open(page, server)

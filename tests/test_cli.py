@@ -275,7 +275,7 @@ def test_missing_bundle_and_missing_config_are_clear(tmp_path: Path) -> None:
 
 def test_people_times_match_a_direct_engine_call(built: tuple[Path, Path]) -> None:
     """Area travel times are population-weighted means of people times from the engine."""
-    from etl.access import nearest_site_times
+    from etl.engine.access import nearest_site_times
 
     _, geo = built
     bundle = Bundle.open(geo / "gridton")

@@ -127,7 +127,7 @@ def test_barriers_carry_their_rule_and_legal_note(demo: Bundle) -> None:
 
 
 def test_transit_stops_with_their_routes_and_the_walk_to_care(demo: Bundle) -> None:
-    from etl.access import snap_points
+    from etl.engine.access import snap_points
 
     transit = demo.manifest["stages"]["transit"]
     assert transit["routes_from"] == "stop_times"

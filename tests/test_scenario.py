@@ -13,10 +13,10 @@ import shapely
 from scipy.sparse import csgraph
 
 from etl._errors import InputError
-from etl.access import nearest_site_times, snap_points
-from etl.isochrones import cell_times
-from etl.network import ModeNetwork, build_mode_network
-from etl.scenario import (
+from etl.engine.access import nearest_site_times, snap_points
+from etl.engine.isochrones import cell_times
+from etl.engine.network import ModeNetwork, build_mode_network
+from etl.engine.scenario import (
     AddSite,
     BaselineAccess,
     CloseSite,
@@ -708,7 +708,7 @@ def test_franklin_bundle_baseline_matches_the_pipeline(tmp_path) -> None:
 
 
 def test_touched_groups_are_the_groups_of_streets_at_changed_nodes() -> None:
-    from etl.scenario import _node_groups, _touched_groups
+    from etl.engine.scenario import _node_groups, _touched_groups
 
     base = grid_base(2)
     samples = base.samples()
@@ -764,7 +764,7 @@ def test_sites_table_is_the_existing_sites_then_the_added_ones() -> None:
 
 
 def test_median_after_a_change_equals_sorting_everyone() -> None:
-    from etl.scenario import _base_sorted_times, _median_after, weighted_median_min
+    from etl.engine.scenario import _base_sorted_times, _median_after, weighted_median_min
 
     base = grid_base(3)
     pa = base._people_arrays()

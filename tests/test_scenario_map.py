@@ -4,7 +4,7 @@ For random stacks of adds and closures on small street grids (the fixtures of
 ``tests/test_scenario.py``), the minute bands drawn as baseline-plus-overlay, the areas'
 travel times and the hexagons' travel times are compared with the pipeline's recipes
 (:func:`etl.app_data.time_bands`, :func:`etl.pipeline.stage_access`,
-:func:`etl.grid.grid_minutes`) run from scratch on the modified site list.
+:func:`etl.engine.grid.grid_minutes`) run from scratch on the modified site list.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import pytest
 import shapely
 
 from etl.app_data import NO_ROUTE, time_bands
-from etl.grid import grid_minutes, parent_cells
-from etl.isochrones import cell_times, cells_to_polygon
-from etl.scenario import AddSite, BaselineAccess, CloseSite, Scenario, evaluate
+from etl.engine.grid import grid_minutes, parent_cells
+from etl.engine.isochrones import cell_times, cells_to_polygon
+from etl.engine.scenario import AddSite, BaselineAccess, CloseSite, Scenario, evaluate
+from etl.engine.streets import sample_times
 from etl.scenario_map import (
     area_overrides,
     area_values,
@@ -27,7 +28,6 @@ from etl.scenario_map import (
     bands_overlay,
     grid_values,
 )
-from etl.streets import sample_times
 from tests.test_scenario import _random_changes, grid_base, reference_times
 
 GRID_RES = 9

@@ -11,10 +11,10 @@ import shapely
 from scipy import sparse
 
 from etl._errors import InputError
-from etl.access import nearest_site_times
-from etl.network import ModeNetwork, build_mode_network
-from etl.scenario import BaselineAccess, Scenario, evaluate
-from etl.suggest import (
+from etl.engine.access import nearest_site_times
+from etl.engine.network import ModeNetwork, build_mode_network
+from etl.engine.scenario import BaselineAccess, Scenario, evaluate
+from etl.engine.suggest import (
     candidate_nodes,
     coverage_matrix,
     desert_people,

@@ -2,7 +2,7 @@
 
 For a (category, mode, threshold), the people *in the desert* are those the network covers
 whose travel time to the nearest site exceeds the threshold (the definitions of
-:mod:`etl.scenario` and the ``compute-access`` stage). A candidate site ``c`` (a network node
+:mod:`etl.engine.scenario` and the ``compute-access`` stage). A candidate site ``c`` (a network node
 on sitable land) *covers* a person ``p`` when ``p`` reaches ``c`` within the threshold:
 ``walk(p) + d(node(p) → c) ≤ threshold``, travelling from the person to care.
 
@@ -22,7 +22,7 @@ through SciPy, or PuLP/CBC where installed) to check the greedy answer on small 
 Candidates are, by default, one network node per H3 cell of resolution :data:`CANDIDATE_RES`
 with streets (the node closest to the middle of the cell's nodes), inside the region's
 outline and outside ``blocked`` (the zoning barriers, see
-:meth:`etl.scenario.BaselineAccess.blocked_land`).
+:meth:`etl.engine.scenario.BaselineAccess.blocked_land`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from scipy.sparse import csgraph
 
 from etl._errors import InputError
 from etl.categories import CATEGORY_LABELS
-from etl.scenario import AddSite, BaselineAccess, Scenario, evaluate
-from etl.streets import cells_of
+from etl.engine.scenario import AddSite, BaselineAccess, Scenario, evaluate
+from etl.engine.streets import cells_of
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class Suggestion:
     threshold_min: float
 
     def as_change(self, *, name: str | None = None) -> AddSite:
-        """Return the suggestion as a hypothetical site for a :class:`~etl.scenario.Scenario`."""
+        """Return the suggestion as a hypothetical site (:class:`~etl.engine.scenario.AddSite`)."""
         return AddSite(
             category=self.category,
             lon=self.lon,
@@ -527,7 +527,7 @@ def suggest_sites(
     ------
     InputError
         If ``k`` < 1, or the category, mode or threshold is invalid (see
-        :func:`etl.scenario.evaluate`).
+        :func:`etl.engine.scenario.evaluate`).
     """
     if k < 1:
         msg = f"k must be at least 1, got {k}"

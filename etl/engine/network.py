@@ -11,7 +11,7 @@ drive
     Ways a car may use (see :data:`DRIVE_EXCLUDED_HIGHWAYS`, ``access``/``motor_vehicle``
     restrictions and private ``service`` roads); ``oneway`` honoured (``yes``/``true``/``1``,
     ``-1``/``reverse``, roundabouts, and motorways unless tagged ``oneway=no``). Speed from
-    the explicit table in :mod:`etl.speeds` (or the way's ``maxspeed`` tag where allowed),
+    the explicit table in :mod:`etl.engine.speeds` (or the way's ``maxspeed`` tag where allowed),
     multiplied by the congestion factor.
 walk
     Ways a person may walk on (no motorways, no ``foot=no``), in both directions, at the
@@ -32,8 +32,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from etl._errors import BundleError, NetworkError
-from etl.osm import RawNetwork
-from etl.speeds import DRIVE_SPEEDS_KPH, WALK_SPEED_KPH, parse_maxspeed
+from etl.engine.speeds import DRIVE_SPEEDS_KPH, WALK_SPEED_KPH, parse_maxspeed
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +225,41 @@ class ModeNetwork:
             raise BundleError(msg) from exc
 
 
+
+@dataclass(frozen=True)
+class RawNetwork:
+    """Every highway way of an extract, as unsimplified node-to-node segments.
+
+    Attributes
+    ----------
+    node_id
+        int64 OSM ids of the nodes used by at least one kept segment.
+    lon, lat
+        float64 WGS84 coordinates of those nodes.
+    u, v
+        int64 indices into the node arrays: one segment per consecutive node pair of a way,
+        in the way's digitised direction. Pairs with a node missing from the extract are cut.
+    way
+        int64 index into :attr:`ways` for each segment.
+    length_m
+        float64 great-circle length of each segment in metres.
+    ways
+        One row per way: ``osmid`` and the tags in :data:`etl.osm.WAY_TAGS` (str or None).
+    source
+        Where the network came from (a path or "overpass:<place>").
+    """
+
+    node_id: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    way: np.ndarray
+    length_m: np.ndarray
+    ways: pd.DataFrame
+    source: str
+
+
 def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, n: int) -> sparse.csr_matrix:
     # Edges are unique (tail, head) pairs, so no duplicates are summed; explicit zeros
     # (zero-length segments) are kept as zero-weight edges by scipy.sparse.csgraph.
@@ -308,7 +342,7 @@ def build_mode_network(
     crs
         Projected CRS (metres) for the node coordinates.
     drive_speeds_kph
-        Speed per highway class; defaults to :data:`etl.speeds.DRIVE_SPEEDS_KPH`.
+        Speed per highway class; defaults to :data:`etl.engine.speeds.DRIVE_SPEEDS_KPH`.
     walk_speed_kph
         Walking speed, used for ``walk`` edges and for snap distances in every mode.
     use_maxspeed

@@ -14,7 +14,7 @@ import numpy as np
 import shapely
 from shapely.geometry import shape
 
-from etl.streets import StreetSamples, min_by_cell, sample_times
+from etl.engine.streets import StreetSamples, min_by_cell, sample_times
 
 
 def cells_to_polygon(cells: np.ndarray) -> shapely.Geometry:

@@ -19,7 +19,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
-from etl.network import ModeNetwork
+from etl.engine.network import ModeNetwork
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import h3
 import numpy as np
 
-from etl.network import ModeNetwork
+from etl.engine.network import ModeNetwork
 
 logger = logging.getLogger(__name__)
 

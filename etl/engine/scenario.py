@@ -32,7 +32,7 @@ Recompute rules
   :class:`BaselineAccess` (a small LRU), which never changes a result.
 
 Either way the node times equal a full rebuild with the same sites
-(:func:`etl.access.nearest_site_times` on the modified site list), which the tests check.
+(:func:`etl.engine.access.nearest_site_times` on the modified site list), which the tests check.
 
 Bad input is answered, not crashed on: a site placed more than ``max_snap_m`` from any street
 (in water, off the network) is moved to the nearest street node and the result says how far;
@@ -61,12 +61,12 @@ import shapely
 from pyproj import Transformer
 
 from etl._errors import BundleError, InputError
-from etl.access import nearest_site_times, routable_sites, snap_points
 from etl.bundle import Bundle
 from etl.categories import CATEGORIES, CATEGORY_LABELS, DEFAULT_BANDS_MIN, MODE_LABELS, site_mask
-from etl.isochrones import band_polygons, cells_to_polygon
-from etl.network import ModeNetwork
-from etl.streets import StreetSamples, sample_streets, sample_times
+from etl.engine.access import nearest_site_times, routable_sites, snap_points
+from etl.engine.isochrones import band_polygons, cells_to_polygon
+from etl.engine.network import ModeNetwork
+from etl.engine.streets import StreetSamples, sample_streets, sample_times
 
 logger = logging.getLogger(__name__)
 
@@ -671,7 +671,8 @@ class BaselineAccess:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fine cells with streets and the best street-sample time in each (seconds).
 
-        Equal to :func:`etl.isochrones.cell_times` on :meth:`samples`, with the grouping cached.
+        Equal to :func:`etl.engine.isochrones.cell_times` on :meth:`samples`, with the grouping
+        cached.
         With ``like = (other_node_time_s, other_best)`` (an earlier answer of this method),
         only the cells holding a street whose end-node times differ are recomputed.
         """
@@ -1551,7 +1552,7 @@ def _touched_groups(csr: tuple[np.ndarray, np.ndarray], changed: np.ndarray) -> 
 
 
 def _time_subset(samples: StreetSamples, idx: np.ndarray) -> StreetSamples:
-    """The samples ``idx`` with only what :func:`etl.streets.sample_times` reads.
+    """The samples ``idx`` with only what :func:`etl.engine.streets.sample_times` reads.
 
     ``lon``, ``lat`` and ``cell`` are left empty: the subset is for travel times only.
     """
