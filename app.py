@@ -94,7 +94,7 @@ def warm(region: str | None = None) -> None:
     from etl.app_data import map_options, region_data
     from etl.app_lookup import reference_index
     from etl.app_state import default_state
-    from etl.regions import list_regions
+    from etl.bundle.regions import list_regions
 
     try:
         regions = list_regions(GEODATA)

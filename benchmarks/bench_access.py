@@ -192,7 +192,7 @@ def main() -> int:
         t0 = time.perf_counter()
         run_build(cfg, tmp, progress=False)
         t_build = time.perf_counter() - t0
-        from etl.bundle import Bundle
+        from etl.bundle.store import Bundle
 
         stages = Bundle.open(Path(tmp) / cfg.name).manifest["stages"]
         for name in ("network", "areas", "providers", "access"):

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from etl.app_scenario import scenario_view  # noqa: E402
-from etl.bundle import Bundle  # noqa: E402
+from etl.bundle.store import Bundle  # noqa: E402
 from etl.engine.scenario import AddSite, BaselineAccess, CloseSite, Scenario, evaluate  # noqa: E402
 from etl.engine.suggest import suggest_sites  # noqa: E402
 from etl.scenario_map import area_overrides, band_change, bands_overlay  # noqa: E402

@@ -49,8 +49,8 @@ from dash.exceptions import PreventUpdate
 from etl._errors import AtlasError, BundleError, ExportError
 from etl.app_data import RegionData, map_options, region_data
 from etl.app_state import Options, parse_state
+from etl.bundle.regions import list_regions
 from etl.export import FORMATS, KNOWN_LAYERS, safe_path
-from etl.regions import list_regions
 from layouts import map_page as mp
 from layouts import townhall as th
 

@@ -41,8 +41,8 @@ from etl.app_data import (
 )
 from etl.app_lookup import find_place, nearest_care
 from etl.app_state import MapState, Options, encode_state, parse_state, requested_region
+from etl.bundle.regions import list_regions
 from etl.categories import CATEGORY_COLOURS
-from etl.regions import list_regions
 from layouts import map_page as mp
 from layouts.methods import methods_page
 from layouts.overview import error_page

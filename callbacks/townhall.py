@@ -32,7 +32,7 @@ from etl.app_views import (
     remove_views,
     view_state,
 )
-from etl.regions import list_regions
+from etl.bundle.regions import list_regions
 from layouts import map_page as mp
 from layouts import townhall as th
 from layouts.overview import error_page

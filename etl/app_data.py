@@ -48,12 +48,12 @@ import pandas as pd
 import shapely
 
 from etl._errors import BundleError
-from etl.bundle import Bundle
+from etl.bundle.regions import open_region
+from etl.bundle.store import Bundle
 from etl.categories import CATEGORIES, DEFAULT_BANDS_MIN, MODES
 from etl.engine.isochrones import cell_times, cells_to_polygon
 from etl.engine.network import ModeNetwork
 from etl.engine.streets import StreetSamples, sample_streets
-from etl.regions import open_region
 
 logger = logging.getLogger(__name__)
 

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, geodata: Path) -> int:
     from etl import cli_export, pipeline
-    from etl.bundle import Bundle, bundle_path
+    from etl.bundle.store import Bundle, bundle_path
 
     if args.command in cli_export.COMMANDS:
         return cli_export.run(args, geodata)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from etl._errors import BundleError
-from etl.bundle import Bundle, bundle_path
+from etl.bundle.store import Bundle, bundle_path
 from etl.categories import CATEGORIES, MODES
 
 COMMANDS: Final[tuple[str, ...]] = ("export", "render-map", "fact-sheet", "build-tiles")

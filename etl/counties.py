@@ -14,7 +14,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from etl.privacy import mark_unstable, suppress_counts
+from etl.bundle.privacy import mark_unstable, suppress_counts
 
 logger = logging.getLogger(__name__)
 

@@ -56,7 +56,7 @@ import shapely
 
 from etl import __version__
 from etl._errors import ExportError
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 from etl.categories import CATEGORIES, CATEGORY_LABELS, MODE_LABELS, MODES
 
 logger = logging.getLogger(__name__)
@@ -529,7 +529,7 @@ def attribution_lines(manifest: Mapping[str, Any]) -> list[str]:
 def privacy_rules() -> list[str]:
     """Return the privacy rules applied in the ETL, in plain language."""
     try:
-        privacy = importlib.import_module("etl.privacy")
+        privacy = importlib.import_module("etl.bundle.privacy")
         min_shown = int(getattr(privacy, "MIN_SHOWN", 10))
         min_stable = int(getattr(privacy, "MIN_STABLE", 20))
     except ImportError:  # pragma: no cover - privacy module absent
@@ -842,7 +842,7 @@ def _scrub(frame: pd.DataFrame, layer: str) -> pd.DataFrame:
     if not hidden.any():
         return out
     try:
-        pattern = re.compile(importlib.import_module("etl.privacy").LOCATION_PATTERN, re.I)
+        pattern = re.compile(importlib.import_module("etl.bundle.privacy").LOCATION_PATTERN, re.I)
     except (ImportError, AttributeError):  # pragma: no cover - privacy module absent
         pattern = re.compile(r"^(lon|lat|x|y)$|^(address|zip|snap|geocode)", re.I)
     geom = out.geometry.name if isinstance(out, gpd.GeoDataFrame) else None
@@ -867,7 +867,7 @@ def _scrub(frame: pd.DataFrame, layer: str) -> pd.DataFrame:
 def _privacy_checks(frames: Mapping[str, pd.DataFrame]) -> None:
     """Run the privacy module's checks when it offers them (it raises on a leak)."""
     try:
-        privacy = importlib.import_module("etl.privacy")
+        privacy = importlib.import_module("etl.bundle.privacy")
     except ImportError:  # pragma: no cover - privacy module absent
         return
     for hook in ("assert_no_small_counts", "assert_no_exact_points"):

@@ -29,7 +29,7 @@ period, so the basis of each number travels with it:
     marked it unreliable (NCHS standard); the publisher marks the year as provisional.
 
 Readers never suppress anything themselves (Ohio publishes counts from 1 to 9): the pipeline
-applies :func:`etl.privacy.suppress_counts` before anything is written.
+applies :func:`etl.bundle.privacy.suppress_counts` before anything is written.
 
 Quirks handled (see ``../shared/README.md``): byte-order marks, WONDER's ``"---"`` notes footer
 and ``Notes``/``Total`` rows, ``Suppressed``/``Missing``/``Unreliable`` markers, 4-digit FIPS

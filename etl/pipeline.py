@@ -36,7 +36,8 @@ from tqdm import tqdm
 from etl import __version__
 from etl._errors import BundleError, InputError, NetworkError
 from etl.areas import People, allocate_people, read_areas
-from etl.bundle import Bundle, BundleWriter, bundle_path, write_bundle, write_manifest
+from etl.bundle.privacy import assert_no_exact_points, assert_no_small_counts, generalize_points
+from etl.bundle.store import Bundle, BundleWriter, bundle_path, write_bundle, write_manifest
 from etl.categories import CATEGORIES, CATEGORY_LABELS, site_mask
 from etl.config import RegionConfig
 from etl.counties import stage_counties
@@ -45,7 +46,6 @@ from etl.engine.grid import cell_polygons, grid_minutes, parent_cells
 from etl.engine.isochrones import band_polygons, cell_times, desert_polygon
 from etl.engine.network import ModeNetwork, build_mode_network
 from etl.engine.streets import sample_streets, sample_times
-from etl.privacy import assert_no_exact_points, assert_no_small_counts, generalize_points
 from etl.siting import stage_barriers
 from etl.transit import stage_transit
 

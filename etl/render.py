@@ -42,7 +42,7 @@ from pyproj import CRS, Transformer
 
 from etl import __version__
 from etl._errors import BundleError, ExportError
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 from etl.categories import (
     CATEGORIES,
     CATEGORY_COLOURS,

@@ -64,7 +64,7 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from etl._errors import AtlasError
-from etl.bundle import MANIFEST, read_manifest
+from etl.bundle.store import MANIFEST, read_manifest
 
 logger = logging.getLogger(__name__)
 

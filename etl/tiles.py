@@ -41,7 +41,7 @@ import shapely
 from PIL import Image, ImageDraw
 
 from etl._errors import BundleError, ExportError
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 from etl.render import street_segments
 
 logger = logging.getLogger(__name__)

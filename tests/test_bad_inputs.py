@@ -30,7 +30,7 @@ import pytest
 import shapely
 import yaml
 
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 from etl.cli import main as cli_main
 from tests.region_fixture import write_region
 

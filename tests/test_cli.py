@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 from tests.region_fixture import write_osm, write_region
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 from tests.conftest import CONFIGS, ROOT
 
 

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etl._errors import BundleError
-from etl.bundle import Bundle, write_bundle, write_manifest
+from etl.bundle.store import Bundle, write_bundle, write_manifest
 from etl.cli_export import COMMANDS, register, run
 from etl.config import load_config
 from etl.export import (

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 from etl.config import load_config
 from etl.pipeline import run_build
 from tests.conftest import CONFIGS

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import tests.fixtures_osm as fo
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 from etl.config import load_config
 from etl.pipeline import run_build
 from tests.region_fixture import POLYGON, osm_fixture, write_region

@@ -1,4 +1,4 @@
-"""Tests for etl.privacy: suppression, complementary suppression, unstable rates, generalizing."""
+"""Tests for etl.bundle.privacy: suppression (complementary too), unstable rates, generalizing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from etl._errors import BundleError, InputError
-from etl.privacy import (
+from etl.bundle.privacy import (
     assert_no_exact_points,
     assert_no_small_counts,
     generalize_points,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 from etl.cli_export import run
 from etl.export import ExportError
 from etl.render import (

@@ -573,7 +573,7 @@ def test_layers_polygons_and_bands() -> None:
 
 
 def test_from_bundle_reads_a_written_bundle(tmp_path) -> None:
-    from etl.bundle import write_bundle, write_manifest
+    from etl.bundle.store import write_bundle, write_manifest
 
     src = grid_base(2)
     net = src.net
@@ -679,7 +679,7 @@ def test_franklin_stack_equals_full_rebuild(franklin_drive: ModeNetwork) -> None
 @pytest.mark.shared
 def test_franklin_bundle_baseline_matches_the_pipeline(tmp_path) -> None:
     """The baseline recomputed from a real bundle equals what compute-access stored."""
-    from etl.bundle import Bundle
+    from etl.bundle.store import Bundle
     from etl.config import load_config
     from etl.pipeline import run_build
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 from etl.cli_export import run
 from etl.export import ExportError
 from etl.tiles import LAND, OUTSIDE, TILE_SIZE, build_tiles, tile_bounds, tile_range

@@ -61,7 +61,7 @@ import shapely
 from pyproj import Transformer
 
 from etl._errors import BundleError, InputError
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 from etl.categories import CATEGORIES, CATEGORY_LABELS, DEFAULT_BANDS_MIN, MODE_LABELS, site_mask
 from etl.engine.access import nearest_site_times, routable_sites, snap_points
 from etl.engine.isochrones import band_polygons, cells_to_polygon

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from etl._errors import BundleError
-from etl.bundle import Bundle
+from etl.bundle.store import Bundle
 
 
 def list_regions(geodata_dir: str | Path) -> list[str]:

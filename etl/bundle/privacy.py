@@ -487,7 +487,8 @@ def assert_no_small_counts(
                 i = int(np.flatnonzero(small)[0])
                 msg = (
                     f"layer {layer!r}, column {col!r}, row {i}: count {v[i]:g} is between 1 and "
-                    f"{min_shown - 1:g}; run etl.privacy.suppress_counts on it before writing"
+                    f"{min_shown - 1:g}; run etl.bundle.privacy.suppress_counts on it before "
+                    "writing"
                 )
                 raise BundleError(msg)
         flags = [
@@ -551,7 +552,7 @@ def assert_no_exact_points(frames: Mapping[str, pd.DataFrame]) -> None:
                 i = int(np.flatnonzero(leak)[0])
                 msg = (
                     f"layer {layer!r}, column {col!r}, row {i}: a generalized site still "
-                    "holds its location; run etl.privacy.generalize_points"
+                    "holds its location; run etl.bundle.privacy.generalize_points"
                 )
                 raise BundleError(msg)
     logger.info("assert_no_exact_points: %d layers checked", len(frames))
