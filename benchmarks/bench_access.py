@@ -33,7 +33,7 @@ from etl.engine.access import nearest_site_times  # noqa: E402
 from etl.engine.isochrones import band_polygons, cell_times  # noqa: E402
 from etl.engine.network import build_mode_network  # noqa: E402
 from etl.engine.streets import sample_streets  # noqa: E402
-from etl.osm import read_osm_file  # noqa: E402
+from etl.inputs.osm import read_osm_file  # noqa: E402
 
 FRANKLIN = ROOT.parent / "shared" / "data" / "franklin-oh"
 CONFIG = ROOT / "geodata" / "configs" / "franklin-oh.yaml"

@@ -44,15 +44,18 @@ from pyproj import Geod
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from etl.addresses import parse_address, parse_street_name  # noqa: E402
-from etl.config import RegionConfig, load_config  # noqa: E402
-from etl.geocode import (  # noqa: E402
+from etl.config import (  # noqa: E402
+    ReferenceSource,
+    RegionConfig,
+    load_config,
+)
+from etl.inputs.addresses import parse_address, parse_street_name  # noqa: E402
+from etl.inputs.geocode import (  # noqa: E402
     QUALITY_LEVELS,
     OfflineGeocoder,
-    ReferenceSource,
     build_reference_index,
 )
-from etl.providers import load_providers  # noqa: E402
+from etl.inputs.providers import load_providers  # noqa: E402
 
 
 def references(data: Path, *, centroids: bool, gtfs: bool = True) -> list[ReferenceSource]:

@@ -1,4 +1,4 @@
-"""Benchmark loading the Columbus street network: etl.osm.read_osm_file vs OSMnx graph_from_xml.
+"""Benchmark loading the Columbus streets: etl.inputs.osm.read_osm_file vs OSMnx graph_from_xml.
 
 Run: ``.venv/bin/python benchmarks/bench_osm_load.py [--repeat N]``
 
@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from etl.osm import read_osm_file  # noqa: E402
+from etl.inputs.osm import read_osm_file  # noqa: E402
 
 OSM_DIR = ROOT.parent / "shared" / "data" / "franklin-oh" / "osm"
 PBF = OSM_DIR / "columbus.osm.pbf"

@@ -114,7 +114,7 @@ PROVIDER_FIELDS: Final[tuple[str, ...]] = (
     "on_network",
 )
 
-#: Overdose fields carried by the areas or counties layer (etl.overdose's counties schema).
+#: Overdose fields carried by the areas or counties layer (etl.inputs.overdose's counties schema).
 OVERDOSE_FIELDS: Final[tuple[str, ...]] = (
     "deaths",
     "population",
@@ -419,7 +419,7 @@ def street_labels(
     ----------
     streets
         ``name`` and ``geometry`` (WGS84 lines), e.g. from
-        :func:`etl.geocode.read_osm_reference` or a bundle's ``street_names`` layer.
+        :func:`etl.inputs.geocode.read_osm_reference` or a bundle's ``street_names`` layer.
     max_labels
         Most labels returned (the longest streets first).
     min_length_deg
@@ -953,7 +953,7 @@ class RegionData:
             osm = osm_input(self.manifest)
             if osm is None:
                 return pd.DataFrame({"name": [], "geometry": []})
-            from etl.geocode import read_osm_reference
+            from etl.inputs.geocode import read_osm_reference
 
             points, streets = read_osm_reference(osm)
             self._cache[("osm_points",)] = points

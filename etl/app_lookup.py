@@ -1,6 +1,6 @@
 """Address look-up for the map: find an address offline, then the nearest care by travel time.
 
-The address is found with the ETL's offline geocoder (:class:`etl.geocode.OfflineGeocoder`)
+The address is found with the ETL's offline geocoder (:class:`etl.inputs.geocode.OfflineGeocoder`)
 over a reference built from the bundle: its ``addresses`` layer (address points) and
 ``street_names`` layer (named centrelines) where present, else the named streets and
 ``addr:*`` points of the OSM file the bundle was built from (when it is still on disk),
@@ -30,7 +30,7 @@ from etl.app_data import RegionData
 from etl.categories import CATEGORY_LABELS
 from etl.engine.access import snap_points
 from etl.engine.network import ModeNetwork
-from etl.geocode import OfflineGeocoder, ReferenceIndex
+from etl.inputs.geocode import OfflineGeocoder, ReferenceIndex
 
 logger = logging.getLogger(__name__)
 

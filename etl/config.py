@@ -11,23 +11,379 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from etl._errors import ConfigError
-from etl.barriers import BufferRule, PoiSource, ZoningConfig
 from etl.categories import CATEGORIES, DEFAULT_BANDS_MIN, DEFAULT_THRESHOLDS_MIN, MODES
 from etl.engine.speeds import DRIVE_SPEEDS_KPH, WALK_SPEED_KPH
-from etl.geocode import GeocodingConfig
-from etl.overdose import OverdoseSource
+from etl.fips import COUNTY_NAME_TABLES, STATE_FIPS
 
 Mode = Literal["drive", "walk"]
+
+#: Qualities good enough that later (online) geocoders are not asked.
+DEFAULT_ACCEPT: Final[tuple[str, ...]] = ("address_point", "street")
+
+CENSUS_BATCH_URL: Final[str] = "https://geocoding.geo.census.gov/geocoder/locations/addressbatch"
+
+NOMINATIM_DOMAIN: Final[str] = "nominatim.openstreetmap.org"
+
+FT_TO_M: Final[float] = 0.3048
+
+#: Columbus points-of-interest types used by Ohio's OTP siting rule.
+COLUMBUS_SITING_TYPES: Final[dict[str, str]] = {
+    "Education - Elementary": "school",
+    "Education - Middle": "school",
+    "Education - High": "school",
+    "Education - Daycare": "child_care",
+}
+
+RateBasis = Literal["crude", "age-adjusted", "modelled"]
+
+#: Column names each format reads when the config does not name them.
+OVERDOSE_FORMAT_DEFAULTS: Final[dict[str, dict[str, str | None]]] = {
+    "cdc_wonder": {
+        "key_column": "County Code", "county_column": "County", "year_column": "Year",
+        "deaths_column": "Deaths", "population_column": "Population",
+        "rate_column": "Crude Rate", "age_adjusted_column": "Age Adjusted Rate",
+        "basis": "crude",
+    },
+    "ohio_county": {
+        "key_column": None, "county_column": "CountyName", "year_column": "DeathYear",
+        "deaths_column": "Deaths", "population_column": "Population", "rate_column": None,
+        "age_adjusted_column": None, "basis": "crude", "state": "OH",
+    },
+    "oeps": {
+        "key_column": "FIPS", "county_column": None, "year_column": None,
+        "deaths_column": None, "population_column": None, "rate_column": "OdMortRt",
+        "age_adjusted_column": None, "basis": "modelled",
+    },
+    "table": {},
+}  # fmt: skip
+
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Geocoding (etl.inputs.geocode reads these)
+
+
+
+class ReferenceSource(_Model):
+    """A local file of known addresses used by the offline geocoder.
+
+    ``columns`` maps reference fields to the file's columns: ``address`` (a whole street
+    line such as "3750 ZANE TRACE DR") or ``number`` + ``street``; optionally ``city``,
+    ``state``, ``zip``; and for CSV files ``lon`` + ``lat`` (in ``crs``). OSM files
+    (``.osm.pbf``/``.osm``) need no columns: ``addr:*`` tags give points, named
+    ``highway=*`` ways give streets. GTFS feeds (``format: gtfs``, or found by name: a
+    ``stops.txt``, or a folder or ``.zip`` holding one) need no columns either: stops
+    named after an address give address points, stops named after an intersection give
+    points on both streets (:mod:`etl.inputs.gtfs`). ``use: centroids`` takes the file only for
+    ZIP and city centres (e.g. a geocoded provider list whose points should not count as
+    address points).
+    """
+
+    path: str
+    format: Literal["auto", "csv", "gpkg", "shp", "geojson", "osm", "gtfs"] = "auto"
+    layer: str | None = None
+    encoding: str = "utf-8"
+    crs: str = "EPSG:4326"
+    columns: dict[str, str] = Field(default_factory=dict)
+    use: Literal["address_points", "centroids"] = "address_points"
+    source: str = ""
+    date: str = ""
+    licence: str = ""
+
+
+class CensusConfig(_Model):
+    """US Census Bureau batch geocoder settings (used only with ``online: true``)."""
+
+    url: str = CENSUS_BATCH_URL
+    benchmark: str = "Public_AR_Current"
+    batch_size: int = Field(default=1000, ge=1, le=10_000)
+    timeout_s: float = Field(default=300.0, gt=0)
+    min_delay_s: float = Field(default=1.0, ge=0)
+
+
+class NominatimConfig(_Model):
+    """Nominatim settings (used only with ``online: true``).
+
+    The public server allows at most one request per second and asks for a descriptive
+    user agent; keep ``min_delay_s`` at 1 or more unless ``domain`` is your own server.
+    """
+
+    domain: str = NOMINATIM_DOMAIN
+    scheme: Literal["http", "https"] = "https"
+    user_agent: str = "access-atlas (opioid treatment access mapping)"
+    min_delay_s: float = Field(default=1.0, ge=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    country_codes: str = "us"
+
+
+class GeocodingConfig(_Model):
+    """The ``geocoding`` section of a region config.
+
+    Attributes
+    ----------
+    reference
+        Offline reference files (address points, OSM extract, centroid-only lists).
+    online
+        Ask the Census and Nominatim geocoders for rows the offline one could not place at
+        an accepted quality. Off by default: a build never goes online unless told to.
+    census, nominatim
+        Online services; set one to null to skip it.
+    cache
+        SQLite file for online answers; default ``<cache_dir>/geocode_cache.sqlite``.
+    accept
+        Qualities at which a row is not sent on to the next geocoder.
+    fuzzy_min_score
+        Minimum rapidfuzz ratio (0-100) for a misspelt street name to match.
+    max_hint_km
+        A match farther than this from the row's ZIP (or city) centre is ignored.
+    """
+
+    reference: list[ReferenceSource] = Field(default_factory=list)
+    online: bool = False
+    census: CensusConfig | None = Field(default_factory=CensusConfig)
+    nominatim: NominatimConfig | None = Field(default_factory=NominatimConfig)
+    cache: str | None = None
+    accept: list[Literal["address_point", "street", "street_center", "zip", "city"]] = Field(
+        default_factory=lambda: list(DEFAULT_ACCEPT)
+    )
+    fuzzy_min_score: float = Field(default=88.0, ge=50, le=100)
+    max_hint_km: float = Field(default=12.0, gt=0)
+
+
+# Siting rules (etl.inputs.barriers, etl.inputs.siting)
+
+
+
+class BufferRule(_Model):
+    """A rule that keeps a use a set distance from some kinds of place.
+
+    Attributes
+    ----------
+    name
+        Short name shown on the map, e.g. "Ohio 500-ft rule".
+    citation
+        Where the rule is written, e.g. "Ohio Revised Code 5119.37(C)(4)".
+    applies_to
+        The use it restricts, e.g. ``treatment_program``.
+    distance_ft, distance_m
+        The buffer distance; give exactly one.
+    from_types
+        POI types the distance is measured from (``from:`` in YAML), e.g.
+        ``[school, child_care]``.
+    text
+        The rule in plain words.
+    note
+        Anything else to show with it (e.g. the state's waiver process).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True)
+
+    name: str
+    citation: str
+    applies_to: str = "treatment_program"
+    distance_ft: float | None = Field(default=None, gt=0)
+    distance_m: float | None = Field(default=None, gt=0)
+    from_types: list[str] = Field(alias="from", min_length=1)
+    text: str = ""
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _one_distance(self) -> BufferRule:
+        if (self.distance_ft is None) == (self.distance_m is None):
+            msg = f"buffer rule {self.name!r}: give exactly one of `distance_ft` or `distance_m`"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def metres(self) -> float:
+        """The buffer distance in metres."""
+        if self.distance_m is not None:
+            return float(self.distance_m)
+        return float(self.distance_ft) * FT_TO_M  # type: ignore[arg-type]
+
+    def describe(self) -> str:
+        """Return the rule text, or one built from its fields."""
+        if self.text:
+            return self.text
+        dist = f"{self.distance_ft:g} ft" if self.distance_ft else f"{self.distance_m:g} m"
+        places = ", ".join(t.replace("_", " ") for t in self.from_types)
+        return f"No {self.applies_to.replace('_', ' ')} within {dist} of: {places}"
+
+
+class PoiSource(_Model):
+    """A points-of-interest CSV and how its columns map (defaults: Columbus POI file).
+
+    Attributes
+    ----------
+    path, source, date, licence
+        The file and its provenance.
+    encoding
+        Text encoding (the default strips a byte-order mark).
+    x_column, y_column, crs
+        Coordinate columns and their CRS.
+    type_column, name_column, address_column
+        The POI type, name and street address columns.
+    type_map
+        Source type -> canonical type used by :attr:`BufferRule.from_types`; rows of other
+        types are left out.
+    """
+
+    path: str
+    source: str = ""
+    date: str = ""
+    licence: str = ""
+    encoding: str = "utf-8-sig"
+    x_column: str = "X"
+    y_column: str = "Y"
+    crs: str = "EPSG:4326"
+    type_column: str = "POI_TYPE"
+    name_column: str | None = "POI_NAME"
+    address_column: str | None = "LSN"
+    type_map: dict[str, str] = Field(default_factory=lambda: dict(COLUMBUS_SITING_TYPES))
+
+
+class ZoningConfig(_Model):
+    """Zoning districts and the rule table saying what each zone code allows.
+
+    Attributes
+    ----------
+    path, layer, source, date, licence
+        The zoning polygons (any format pyogrio reads) and their provenance.
+    code_column
+        The zone code column of the polygons.
+    rules
+        The rule table (CSV or Excel), one row per zone code.
+    rules_code_column
+        Its zone code column (defaults to ``code_column``).
+    rule_column
+        Its column for the use mapped: permitted / conditional / prohibited (or P / C / X).
+    sheet
+        Sheet of an Excel rule table.
+    name, citation, applies_to
+        How the rule is shown (e.g. "Zoning code, treatment programs", "City Code 3363").
+    """
+
+    path: str
+    layer: str | None = None
+    source: str = ""
+    date: str = ""
+    licence: str = ""
+    code_column: str
+    rules: str
+    rules_code_column: str | None = None
+    rule_column: str = "treatment_program"
+    sheet: str | None = None
+    name: str = "Zoning"
+    citation: str = ""
+    applies_to: str = "treatment_program"
+
+
+# Overdose tables (etl.inputs.overdose)
+
+
+class OverdoseSource(BaseModel):
+    """One overdose table and how to read it (a ``overdose:`` entry of a region config).
+
+    Attributes
+    ----------
+    path
+        The file, relative to the config's folder.
+    source, date, licence
+        Provenance, copied into the manifest and into each row's ``source``.
+    format
+        ``cdc_wonder`` (a WONDER export), ``ohio_county`` (Ohio's table keyed by county name),
+        ``oeps`` (OEPS county table with ``FIPS`` and the modelled rate ``OdMortRt``) or
+        ``table`` (any table keyed by FIPS/GEOID, columns named below).
+    unit
+        What the key identifies; sets its length (county 5, tract 11, block group 12).
+    encoding
+        Text encoding; the default also strips a byte-order mark.
+    key_column, county_column, year_column, deaths_column, population_column, rate_column, \
+age_adjusted_column
+        Column names; each format has defaults (e.g. WONDER's ``County Code``).
+    state
+        Two-letter state of a table keyed by county name (only ``OH`` is built in).
+    period
+        Label for a table without a year column, e.g. ``"2009-2018 pooled"``.
+    years
+        Keep only these years.
+    basis
+        Basis of ``rate_column``; defaults to ``crude`` (WONDER, Ohio) or ``modelled`` (OEPS).
+    skip_names
+        County-name rows that are not counties and are left out (Ohio's ``NonOH``,
+        ``Unknown``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    source: str = ""
+    date: str = ""
+    licence: str = ""
+    format: Literal["cdc_wonder", "ohio_county", "oeps", "table"]
+    unit: Literal["county", "tract", "block group"] = "county"
+    encoding: str = "utf-8-sig"
+    key_column: str | None = None
+    county_column: str | None = None
+    year_column: str | None = None
+    deaths_column: str | None = None
+    population_column: str | None = None
+    rate_column: str | None = None
+    age_adjusted_column: str | None = None
+    state: str | None = None
+    period: str | None = None
+    years: list[int] | None = None
+    basis: RateBasis | None = None
+    skip_names: list[str] = Field(default_factory=lambda: ["NonOH", "Unknown", "Total"])
+    fictional: bool = False
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, value: str | None) -> str | None:
+        if value is not None and value.upper() not in STATE_FIPS.values():
+            msg = f"state {value!r} is not a two-letter US state abbreviation"
+            raise ValueError(msg)
+        return None if value is None else value.upper()
+
+    @model_validator(mode="after")
+    def _complete(self) -> OverdoseSource:
+        if self.format == "table":
+            if self.key_column is None and self.county_column is None:
+                msg = "overdose table: give `key_column` (FIPS/GEOID) or `county_column`"
+                raise ValueError(msg)
+            if self.key_column is None and self.state not in COUNTY_NAME_TABLES:
+                known = ", ".join(COUNTY_NAME_TABLES)
+                msg = f"overdose table keyed by county name needs `state` (built in: {known})"
+                raise ValueError(msg)
+            if self.basis is None and self.rate_column is not None:
+                msg = "overdose table: give `basis` (crude, age-adjusted or modelled)"
+                raise ValueError(msg)
+            if self.deaths_column is None and self.rate_column is None:
+                msg = "overdose table: give `deaths_column` or `rate_column`"
+                raise ValueError(msg)
+        if self.format == "ohio_county" and self.state not in (None, "OH"):
+            msg = f"format 'ohio_county' reads Ohio's table; state {self.state!r} is not OH"
+            raise ValueError(msg)
+        if self.unit != "county" and self.format in ("ohio_county", "oeps"):
+            msg = f"format {self.format!r} is county-level; unit must be 'county'"
+            raise ValueError(msg)
+        return self
+
+    def setting(self, name: str) -> str | None:
+        """Return a column name or setting: the config's value, else the format's default."""
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        return OVERDOSE_FORMAT_DEFAULTS[self.format].get(name)
 
 
 class InputFile(_Model):

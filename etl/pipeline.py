@@ -35,19 +35,19 @@ from tqdm import tqdm
 
 from etl import __version__
 from etl._errors import BundleError, InputError, NetworkError
-from etl.areas import People, allocate_people, read_areas
 from etl.bundle.privacy import assert_no_exact_points, assert_no_small_counts, generalize_points
 from etl.bundle.store import Bundle, BundleWriter, bundle_path, write_bundle, write_manifest
 from etl.categories import CATEGORIES, CATEGORY_LABELS, site_mask
 from etl.config import RegionConfig
-from etl.counties import stage_counties
 from etl.engine.access import nearest_site_times, routable_sites, snap_points
 from etl.engine.grid import cell_polygons, grid_minutes, parent_cells
 from etl.engine.isochrones import band_polygons, cell_times, desert_polygon
 from etl.engine.network import ModeNetwork, build_mode_network
 from etl.engine.streets import sample_streets, sample_times
-from etl.siting import stage_barriers
-from etl.transit import stage_transit
+from etl.inputs.areas import People, allocate_people, read_areas
+from etl.inputs.counties import stage_counties
+from etl.inputs.siting import stage_barriers
+from etl.inputs.transit import stage_transit
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def _input_record(cfg: RegionConfig, role: str, item: Any) -> dict[str, Any]:
 
 def stage_network(ctx: BuildContext) -> dict[str, Any]:
     """Read the street network and build one routable network per mode."""
-    from etl import osm
+    from etl.inputs import osm
 
     cfg = ctx.cfg
     nc = cfg.network
@@ -247,7 +247,7 @@ def _address_points(cfg: RegionConfig) -> gpd.GeoDataFrame | None:
     """The address points of the config's geocoding references, for the app's look-ups."""
     if cfg.geocoding is None:
         return None
-    from etl.geocode import read_reference
+    from etl.inputs.geocode import read_reference
 
     frames = []
     for ref in cfg.geocoding.reference:
@@ -273,7 +273,7 @@ def _region_outline(areas: gpd.GeoDataFrame) -> shapely.Geometry:
 
 def stage_providers(ctx: BuildContext) -> dict[str, Any]:
     """Read every provider list into one layer and snap each site to each network."""
-    from etl.providers import load_providers
+    from etl.inputs.providers import load_providers
 
     cfg = ctx.cfg
     areas = ctx.layer("areas")
@@ -515,7 +515,7 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     for mode, arrs in arrays.items():
         ctx.writer.write_arrays(f"access/{mode}.npz", **arrs)
     if "transit_stops" in ctx.writer.layers and "walk" in arrays:
-        from etl.transit import stop_walk_minutes
+        from etl.inputs.transit import stop_walk_minutes
 
         stops = stop_walk_minutes(
             ctx.layer("transit_stops"),
@@ -556,7 +556,7 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     ctx.writer.write_layer("deserts", deserts, description="people beyond each threshold")
     blocked_rows = 0
     if "barriers" in ctx.writer.layers and len(deserts):
-        from etl.barriers import desert_and_blocked
+        from etl.inputs.barriers import desert_and_blocked
 
         blocked = desert_and_blocked(deserts.to_crs(cfg.crs), ctx.layer("barriers"))
         ctx.writer.write_layer(

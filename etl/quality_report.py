@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Final
 import pandas as pd
 
 from etl.categories import CATEGORY_LABELS
-from etl.geocode import QUALITY_LEVELS
+from etl.inputs.geocode import QUALITY_LEVELS
 
 if TYPE_CHECKING:
-    from etl.providers import ProvidersResult
+    from etl.inputs.providers import ProvidersResult
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +71,13 @@ def summary_table(result: ProvidersResult) -> pd.DataFrame:
     Parameters
     ----------
     result
-        What :func:`etl.providers.load_providers` returned.
+        What :func:`etl.inputs.providers.load_providers` returned.
 
     Returns
     -------
     pandas.DataFrame
         Columns: source, file, format, :data:`COUNT_COLUMNS`, ``quality_<level>`` for each
-        level in :data:`etl.geocode.QUALITY_LEVELS`, and ``adds_up`` (the accounting check).
+        level in :data:`etl.inputs.geocode.QUALITY_LEVELS`, and ``adds_up`` (the accounting check).
     """
     rows = []
     for name, rep in result.report.items():
@@ -148,7 +148,7 @@ def render_html(
     Parameters
     ----------
     result
-        What :func:`etl.providers.load_providers` returned.
+        What :func:`etl.inputs.providers.load_providers` returned.
     title
         Page title.
     region
@@ -226,7 +226,7 @@ def write_quality_report(
     Parameters
     ----------
     result
-        What :func:`etl.providers.load_providers` returned.
+        What :func:`etl.inputs.providers.load_providers` returned.
     out_dir
         Folder to write into (created if missing).
     title, region, max_html_rows

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from etl.engine.network import RawNetwork
-from etl.osm import WAY_TAGS
+from etl.inputs.osm import WAY_TAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ACCESS_ATLAS_SHARED", ROOT.parent / "shared"))

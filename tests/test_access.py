@@ -165,7 +165,7 @@ def test_largest_strongly_connected_component_is_kept() -> None:
 
 @pytest.mark.shared
 def test_real_columbus_network_matches_networkx(franklin) -> None:
-    from etl.osm import read_osm_file
+    from etl.inputs.osm import read_osm_file
 
     raw = read_osm_file(franklin / "osm" / "columbus.osm.pbf")
     net = build_mode_network(raw, "drive", crs=CRS)

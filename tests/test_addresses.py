@@ -1,4 +1,4 @@
-"""Tests for etl.addresses: US address parsing and normalisation."""
+"""Tests for etl.inputs.addresses: US address parsing and normalisation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.addresses import (
+from etl.inputs.addresses import (
     address_key,
     normalize_city,
     normalize_phone,

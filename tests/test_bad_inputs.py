@@ -323,7 +323,7 @@ def test_self_intersecting_area_is_repaired_and_counted(
     geo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cfg = _broken_region(tmp_path / "bad", _areas("areas_invalid_geometry.geojson"))
-    with caplog.at_level(logging.INFO, logger="etl.areas"):
+    with caplog.at_level(logging.INFO, logger="etl.inputs.areas"):
         status, err = atlas("build", cfg, "--geodata-dir", geo, "--overwrite")
     assert status == 0, err
     assert "repaired 1 invalid polygons" in caplog.text

@@ -1,4 +1,4 @@
-"""Tests for etl.barriers: buffer rules, zoning rules, sitable land, people inside."""
+"""Tests for etl.inputs.barriers: buffer rules, zoning rules, sitable land, people inside."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ from pydantic import ValidationError
 from shapely.geometry import Point, Polygon, box
 
 from etl._errors import ConfigError, InputError
-from etl.barriers import (
+from etl.config import BufferRule, PoiSource, ZoningConfig
+from etl.inputs.barriers import (
     BARRIER_COLUMNS,
     LEGAL_NOTE,
     POINT_CAVEAT,
-    BufferRule,
-    PoiSource,
-    ZoningConfig,
     buffer_barriers,
     desert_and_blocked,
     people_inside,

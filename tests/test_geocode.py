@@ -1,4 +1,4 @@
-"""Tests for etl.geocode: offline reference matching, and the online geocoders against
+"""Tests for etl.inputs.geocode: offline reference matching, and the online geocoders against
 recorded responses served from 127.0.0.1 (see tests/data/recorded/README.md)."""
 
 from __future__ import annotations
@@ -22,18 +22,21 @@ from pydantic import ValidationError
 from pyproj import Geod
 
 from etl._errors import InputError
-from etl.config import RegionConfig, load_config
-from etl.geocode import (
-    CensusBatchGeocoder,
+from etl.config import (
     CensusConfig,
-    GeocodeCache,
-    GeocoderChain,
     GeocodingConfig,
     NominatimConfig,
+    ReferenceSource,
+    RegionConfig,
+    load_config,
+)
+from etl.inputs.geocode import (
+    CensusBatchGeocoder,
+    GeocodeCache,
+    GeocoderChain,
     NominatimGeocoder,
     OfflineGeocoder,
     ReferenceIndex,
-    ReferenceSource,
     build_reference_index,
     geocoder_from_config,
     nominatim_quality,
@@ -41,7 +44,7 @@ from etl.geocode import (
     read_osm_reference,
     read_reference,
 )
-from etl.gtfs import is_gtfs, parse_stop_name, read_gtfs_reference
+from etl.inputs.gtfs import is_gtfs, parse_stop_name, read_gtfs_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = Path(__file__).parent / "data" / "recorded"

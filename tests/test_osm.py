@@ -1,4 +1,4 @@
-"""Tests for etl.osm: the offline file reader and the Overpass path through OSMnx."""
+"""Tests for etl.inputs.osm: the offline file reader and the Overpass path through OSMnx."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from etl._errors import ConfigError, InputError, NetworkError
-from etl.osm import (
+from etl.inputs.osm import (
     EXCLUDED_HIGHWAYS,
     OVERPASS_FILTER,
     WAY_TAGS,
@@ -164,7 +164,7 @@ def test_all_formats_identical(tmp_path: Path) -> None:
 
 
 def test_missing_refs_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("INFO", logger="etl.osm")
+    caplog.set_level("INFO", logger="etl.inputs.osm")
     read_osm_file(fo.write_osm(fo.clipped_town(), tmp_path / "t.osm.pbf"))
     assert "41 node refs, 6 of them to nodes missing from t.osm.pbf" in caplog.text
     assert "returned 11 ways, 21 segments and 22 nodes" in caplog.text

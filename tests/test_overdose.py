@@ -1,4 +1,4 @@
-"""Tests for etl.overdose: the real tables' quirks, and bad input refused with file and row."""
+"""Tests for etl.inputs.overdose: the real tables' quirks; bad input refused with file and row."""
 
 from __future__ import annotations
 
@@ -10,13 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from etl._errors import ConfigError, InputError
-from etl.overdose import (
-    COUNTY_COLUMNS,
-    OHIO_COUNTIES,
-    OHIO_COUNTY_FIPS,
-    OverdoseSource,
-    read_overdose,
-)
+from etl.config import OverdoseSource
+from etl.fips import OHIO_COUNTIES, OHIO_COUNTY_FIPS
+from etl.inputs.overdose import COUNTY_COLUMNS, read_overdose
 
 WONDER_POOLED = "overdose/cdc_wonder_drug_deaths_county_2009-2018.csv"
 WONDER_YEARLY = "overdose/cdc_wonder_drug_poisoning_county_1999-2016.csv"

@@ -328,7 +328,8 @@ def test_assert_no_small_counts_ignores_other_numbers():
 
 @pytest.mark.shared
 def test_ohio_table_after_suppression_hides_every_small_count(franklin):
-    from etl.overdose import OverdoseSource, read_overdose
+    from etl.config import OverdoseSource
+    from etl.inputs.overdose import read_overdose
 
     path = franklin / "overdose" / "ohio_opioid_deaths_county_2007-2023.csv"
     raw = read_overdose(OverdoseSource(path=str(path), format="ohio_county"), path)

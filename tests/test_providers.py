@@ -1,4 +1,4 @@
-"""Tests for etl.providers: reading provider lists into one layer, accounting for every row."""
+"""Tests for etl.inputs.providers: provider lists read into one layer, every row accounted for."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import shapely
 
 from etl._errors import InputError
 from etl.config import RegionConfig
-from etl.geocode import OfflineGeocoder, ReferenceIndex
-from etl.providers import PROVIDER_COLUMNS, load_providers
+from etl.inputs.geocode import OfflineGeocoder, ReferenceIndex
+from etl.inputs.providers import PROVIDER_COLUMNS, load_providers
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "franklin-oh"

@@ -621,7 +621,7 @@ def test_from_bundle_reads_a_written_bundle(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def franklin_drive(franklin) -> ModeNetwork:
-    from etl.osm import read_osm_file
+    from etl.inputs.osm import read_osm_file
 
     raw = read_osm_file(franklin / "osm" / "columbus.osm.pbf")
     return build_mode_network(raw, "drive", crs=CRS)

@@ -271,7 +271,7 @@ def test_candidates_avoid_blocked_land_and_stay_in_the_region() -> None:
 
 @pytest.fixture(scope="module")
 def franklin_walk(franklin) -> ModeNetwork:
-    from etl.osm import read_osm_file
+    from etl.inputs.osm import read_osm_file
 
     raw = read_osm_file(franklin / "osm" / "columbus.osm.pbf")
     return build_mode_network(raw, "walk", crs=CRS)

@@ -10,7 +10,7 @@ import pytest
 import shapely
 
 from etl._errors import InputError
-from etl.transit import SHAPE_NEAR_M, read_gtfs_stops, stop_walk_minutes
+from etl.inputs.transit import SHAPE_NEAR_M, read_gtfs_stops, stop_walk_minutes
 from tests.conftest import FRANKLIN
 
 CRS = "EPSG:32617"  # UTM 17N: metres around lon -83

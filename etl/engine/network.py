@@ -244,7 +244,7 @@ class RawNetwork:
     length_m
         float64 great-circle length of each segment in metres.
     ways
-        One row per way: ``osmid`` and the tags in :data:`etl.osm.WAY_TAGS` (str or None).
+        One row per way: ``osmid`` and the tags in :data:`etl.inputs.osm.WAY_TAGS` (str or None).
     source
         Where the network came from (a path or "overpass:<place>").
     """
@@ -336,7 +336,8 @@ def build_mode_network(
     Parameters
     ----------
     raw
-        Segments and way tags from :func:`etl.osm.read_osm_file` or :func:`etl.osm.fetch_overpass`.
+        Segments and way tags from :func:`etl.inputs.osm.read_osm_file` or
+        :func:`etl.inputs.osm.fetch_overpass`.
     mode
         ``"drive"`` or ``"walk"``.
     crs

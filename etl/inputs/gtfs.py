@@ -2,7 +2,7 @@
 
 Transit agencies name stops after where they stand, and a feed covers its whole service
 area (a county, not only the city centre that a city's address file covers). Two kinds of
-names are useful to the offline geocoder (:mod:`etl.geocode`):
+names are useful to the offline geocoder (:mod:`etl.inputs.geocode`):
 
 ``"495 METRO PL S"``
     a house number and street: the stop stands at the kerb by that address, so it becomes
@@ -20,7 +20,7 @@ names are useful to the offline geocoder (:mod:`etl.geocode`):
 spellings are kept. House number 0 ("0 N HIGH ST & E 15TH AVE") is no address; "OPPOSITE
 433 OBETZ RD" stands across the street, so it only says where Obetz Rd is. Names that are
 not streets ("COTA TRANSIT TERMINAL BAY 4", "STELZER RD AT SAMS CLUB"'s second half,
-"PARK & RIDE") are left out (see :func:`etl.addresses.parse_named_street`). Entrances,
+"PARK & RIDE") are left out (see :func:`etl.inputs.addresses.parse_named_street`). Entrances,
 generic nodes and boarding areas (``location_type`` 2-4) are parts of stations and skipped.
 """
 
@@ -40,7 +40,7 @@ import pandas as pd
 import shapely
 
 from etl._errors import InputError
-from etl.addresses import (
+from etl.inputs.addresses import (
     ROUTE_NAME,
     STREET_TYPES,
     clean_text,
@@ -312,7 +312,7 @@ def read_gtfs_reference(path: str | Path, *, source: str = "") -> tuple[pd.DataF
     street_points : pandas.DataFrame
         One row per stop and street it stands on or at: ``name`` (the normalised street),
         ``cross`` (the other street of an intersection, or ""), ``geometry`` (a shapely
-        Point in WGS84) and ``source``. For :meth:`etl.geocode.ReferenceIndex.from_frames`
+        Point in WGS84) and ``source``. For :meth:`etl.inputs.geocode.ReferenceIndex.from_frames`
         as street points.
 
     Raises

@@ -34,7 +34,7 @@ import shapely
 
 from etl._errors import InputError
 from etl.engine.network import ModeNetwork
-from etl.gtfs import Feed
+from etl.inputs.gtfs import Feed
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The counties stage: overdose tables → one suppressed, flagged counties layer.
 
-Every source is read with :func:`etl.overdose.read_overdose`, then CDC WONDER's rule is
+Every source is read with :func:`etl.inputs.overdose.read_overdose`, then CDC WONDER's rule is
 applied per period (counts 1-9 hidden, with complementary suppression so no hidden count
 can be recovered by subtraction) and rates from fewer than 20 deaths are marked unstable.
 The basis of every number (crude / age-adjusted / modelled, years pooled) travels with it.
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 def stage_counties(ctx: Any) -> dict[str, Any]:
     """Read, suppress and write the overdose tables as the ``counties`` layer."""
-    from etl.overdose import read_overdose
+    from etl.inputs.overdose import read_overdose
 
     cfg = ctx.cfg
     frames = []

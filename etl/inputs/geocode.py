@@ -1,11 +1,11 @@
 """Geocode US addresses: offline against a local reference first, online only when allowed.
 
-Offline (:class:`OfflineGeocoder`) matches a parsed, normalised address (:mod:`etl.addresses`)
-against a :class:`ReferenceIndex` built from address points (a city's points-of-interest
-file, OSM ``addr:*`` features, any county address-point layer, transit stops named after an
-address), street centrelines (OSM ``highway=*`` ways with a ``name``) and points on named
-streets (transit stops named after an intersection, :mod:`etl.gtfs`). Levels, best first —
-each result carries its quality:
+Offline (:class:`OfflineGeocoder`) matches a parsed, normalised address
+(:mod:`etl.inputs.addresses`) against a :class:`ReferenceIndex` built from address points (a
+city's points-of-interest file, OSM ``addr:*`` features, any county address-point layer, transit
+stops named after an address), street centrelines (OSM ``highway=*`` ways with a ``name``) and
+points on named streets (transit stops named after an intersection, :mod:`etl.inputs.gtfs`).
+Levels, best first — each result carries its quality:
 
 ``address_point``
     the house number and street found among the reference points (street names matched
@@ -60,17 +60,23 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 import shapely
-from pydantic import BaseModel, ConfigDict, Field
 from pyproj import CRS, Transformer
 from rapidfuzz import fuzz, process
 
 from etl._errors import InputError
-from etl.addresses import (
+from etl.config import (
+    DEFAULT_ACCEPT,
+    CensusConfig,
+    GeocodingConfig,
+    NominatimConfig,
+    ReferenceSource,
+)
+from etl.inputs.addresses import (
     ParsedAddress,
     clean_text,
     normalize_city,
@@ -97,8 +103,6 @@ QUALITY_LEVELS: Final[tuple[str, ...]] = (
     "city",
 )
 QUALITY_RANK: Final[dict[str, int]] = {q: i for i, q in enumerate(QUALITY_LEVELS)}
-#: Qualities good enough that later (online) geocoders are not asked.
-DEFAULT_ACCEPT: Final[tuple[str, ...]] = ("address_point", "street")
 
 RESULT_COLUMNS: Final[tuple[str, ...]] = (
     "lon",
@@ -110,8 +114,6 @@ RESULT_COLUMNS: Final[tuple[str, ...]] = (
 )
 ADDRESS_COLUMNS: Final[tuple[str, ...]] = ("address", "address2", "city", "state", "zip")
 
-CENSUS_BATCH_URL: Final[str] = "https://geocoding.geo.census.gov/geocoder/locations/addressbatch"
-NOMINATIM_DOMAIN: Final[str] = "nominatim.openstreetmap.org"
 
 #: A street this short (metres, its centreline's extent) may stand for an address on it with
 #: no number to place (``street_center``) even when only a town's centre, or nothing, says
@@ -128,101 +130,6 @@ _STREET_HIGHWAYS: Final[frozenset[str]] = frozenset(
         "secondary_link", "tertiary_link", "pedestrian",
     }
 )  # fmt: skip
-
-
-# --------------------------------------------------------------------------------------
-# Config
-# --------------------------------------------------------------------------------------
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ReferenceSource(_Model):
-    """A local file of known addresses used by the offline geocoder.
-
-    ``columns`` maps reference fields to the file's columns: ``address`` (a whole street
-    line such as "3750 ZANE TRACE DR") or ``number`` + ``street``; optionally ``city``,
-    ``state``, ``zip``; and for CSV files ``lon`` + ``lat`` (in ``crs``). OSM files
-    (``.osm.pbf``/``.osm``) need no columns: ``addr:*`` tags give points, named
-    ``highway=*`` ways give streets. GTFS feeds (``format: gtfs``, or found by name: a
-    ``stops.txt``, or a folder or ``.zip`` holding one) need no columns either: stops
-    named after an address give address points, stops named after an intersection give
-    points on both streets (:mod:`etl.gtfs`). ``use: centroids`` takes the file only for
-    ZIP and city centres (e.g. a geocoded provider list whose points should not count as
-    address points).
-    """
-
-    path: str
-    format: Literal["auto", "csv", "gpkg", "shp", "geojson", "osm", "gtfs"] = "auto"
-    layer: str | None = None
-    encoding: str = "utf-8"
-    crs: str = "EPSG:4326"
-    columns: dict[str, str] = Field(default_factory=dict)
-    use: Literal["address_points", "centroids"] = "address_points"
-    source: str = ""
-    date: str = ""
-    licence: str = ""
-
-
-class CensusConfig(_Model):
-    """US Census Bureau batch geocoder settings (used only with ``online: true``)."""
-
-    url: str = CENSUS_BATCH_URL
-    benchmark: str = "Public_AR_Current"
-    batch_size: int = Field(default=1000, ge=1, le=10_000)
-    timeout_s: float = Field(default=300.0, gt=0)
-    min_delay_s: float = Field(default=1.0, ge=0)
-
-
-class NominatimConfig(_Model):
-    """Nominatim settings (used only with ``online: true``).
-
-    The public server allows at most one request per second and asks for a descriptive
-    user agent; keep ``min_delay_s`` at 1 or more unless ``domain`` is your own server.
-    """
-
-    domain: str = NOMINATIM_DOMAIN
-    scheme: Literal["http", "https"] = "https"
-    user_agent: str = "access-atlas (opioid treatment access mapping)"
-    min_delay_s: float = Field(default=1.0, ge=0)
-    timeout_s: float = Field(default=10.0, gt=0)
-    country_codes: str = "us"
-
-
-class GeocodingConfig(_Model):
-    """The ``geocoding`` section of a region config.
-
-    Attributes
-    ----------
-    reference
-        Offline reference files (address points, OSM extract, centroid-only lists).
-    online
-        Ask the Census and Nominatim geocoders for rows the offline one could not place at
-        an accepted quality. Off by default: a build never goes online unless told to.
-    census, nominatim
-        Online services; set one to null to skip it.
-    cache
-        SQLite file for online answers; default ``<cache_dir>/geocode_cache.sqlite``.
-    accept
-        Qualities at which a row is not sent on to the next geocoder.
-    fuzzy_min_score
-        Minimum rapidfuzz ratio (0-100) for a misspelt street name to match.
-    max_hint_km
-        A match farther than this from the row's ZIP (or city) centre is ignored.
-    """
-
-    reference: list[ReferenceSource] = Field(default_factory=list)
-    online: bool = False
-    census: CensusConfig | None = Field(default_factory=CensusConfig)
-    nominatim: NominatimConfig | None = Field(default_factory=NominatimConfig)
-    cache: str | None = None
-    accept: list[Literal["address_point", "street", "street_center", "zip", "city"]] = Field(
-        default_factory=lambda: list(DEFAULT_ACCEPT)
-    )
-    fuzzy_min_score: float = Field(default=88.0, ge=50, le=100)
-    max_hint_km: float = Field(default=12.0, gt=0)
 
 
 # --------------------------------------------------------------------------------------
@@ -842,8 +749,8 @@ def read_reference(
     InputError
         If the file is missing or unreadable, or a mapped column is absent.
     """
-    from etl.gtfs import is_gtfs, read_gtfs_reference
-    from etl.providers import read_table  # shared reader (encoding checks, BOM, columns)
+    from etl.inputs.gtfs import is_gtfs, read_gtfs_reference
+    from etl.inputs.tables import read_table  # shared reader (encoding checks, BOM, columns)
 
     path = resolve(ref.path)
     fmt = ref.format

@@ -32,16 +32,15 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pyproj import CRS
 
 from etl._errors import ConfigError, InputError
+from etl.config import BufferRule, PoiSource, ZoningConfig
 
 logger = logging.getLogger(__name__)
 
 Geometry = shapely.Geometry
 
-FT_TO_M: Final[float] = 0.3048
 
 #: Legal context shown with every barrier.
 LEGAL_NOTE: Final[str] = (
@@ -64,13 +63,6 @@ BARRIER_COLUMNS: Final[tuple[str, ...]] = (
     "n_features", "legal_note", "caveat", "note", "area_km2", "geometry",
 )  # fmt: skip
 
-#: Columbus points-of-interest types used by Ohio's OTP siting rule.
-COLUMBUS_SITING_TYPES: Final[dict[str, str]] = {
-    "Education - Elementary": "school",
-    "Education - Middle": "school",
-    "Education - High": "school",
-    "Education - Daycare": "child_care",
-}
 
 Status = Literal["permitted", "conditional", "prohibited"]
 
@@ -83,134 +75,6 @@ _STATUS_WORDS: Final[dict[str, Status]] = {
     "prohibited": "prohibited", "not permitted": "prohibited", "not allowed": "prohibited",
     "no": "prohibited", "n": "prohibited", "x": "prohibited", "-": "prohibited",
 }  # fmt: skip
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BufferRule(_Model):
-    """A rule that keeps a use a set distance from some kinds of place.
-
-    Attributes
-    ----------
-    name
-        Short name shown on the map, e.g. "Ohio 500-ft rule".
-    citation
-        Where the rule is written, e.g. "Ohio Revised Code 5119.37(C)(4)".
-    applies_to
-        The use it restricts, e.g. ``treatment_program``.
-    distance_ft, distance_m
-        The buffer distance; give exactly one.
-    from_types
-        POI types the distance is measured from (``from:`` in YAML), e.g.
-        ``[school, child_care]``.
-    text
-        The rule in plain words.
-    note
-        Anything else to show with it (e.g. the state's waiver process).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True)
-
-    name: str
-    citation: str
-    applies_to: str = "treatment_program"
-    distance_ft: float | None = Field(default=None, gt=0)
-    distance_m: float | None = Field(default=None, gt=0)
-    from_types: list[str] = Field(alias="from", min_length=1)
-    text: str = ""
-    note: str = ""
-
-    @model_validator(mode="after")
-    def _one_distance(self) -> BufferRule:
-        if (self.distance_ft is None) == (self.distance_m is None):
-            msg = f"buffer rule {self.name!r}: give exactly one of `distance_ft` or `distance_m`"
-            raise ValueError(msg)
-        return self
-
-    @property
-    def metres(self) -> float:
-        """The buffer distance in metres."""
-        if self.distance_m is not None:
-            return float(self.distance_m)
-        return float(self.distance_ft) * FT_TO_M  # type: ignore[arg-type]
-
-    def describe(self) -> str:
-        """Return the rule text, or one built from its fields."""
-        if self.text:
-            return self.text
-        dist = f"{self.distance_ft:g} ft" if self.distance_ft else f"{self.distance_m:g} m"
-        places = ", ".join(t.replace("_", " ") for t in self.from_types)
-        return f"No {self.applies_to.replace('_', ' ')} within {dist} of: {places}"
-
-
-class PoiSource(_Model):
-    """A points-of-interest CSV and how its columns map (defaults: Columbus POI file).
-
-    Attributes
-    ----------
-    path, source, date, licence
-        The file and its provenance.
-    encoding
-        Text encoding (the default strips a byte-order mark).
-    x_column, y_column, crs
-        Coordinate columns and their CRS.
-    type_column, name_column, address_column
-        The POI type, name and street address columns.
-    type_map
-        Source type -> canonical type used by :attr:`BufferRule.from_types`; rows of other
-        types are left out.
-    """
-
-    path: str
-    source: str = ""
-    date: str = ""
-    licence: str = ""
-    encoding: str = "utf-8-sig"
-    x_column: str = "X"
-    y_column: str = "Y"
-    crs: str = "EPSG:4326"
-    type_column: str = "POI_TYPE"
-    name_column: str | None = "POI_NAME"
-    address_column: str | None = "LSN"
-    type_map: dict[str, str] = Field(default_factory=lambda: dict(COLUMBUS_SITING_TYPES))
-
-
-class ZoningConfig(_Model):
-    """Zoning districts and the rule table saying what each zone code allows.
-
-    Attributes
-    ----------
-    path, layer, source, date, licence
-        The zoning polygons (any format pyogrio reads) and their provenance.
-    code_column
-        The zone code column of the polygons.
-    rules
-        The rule table (CSV or Excel), one row per zone code.
-    rules_code_column
-        Its zone code column (defaults to ``code_column``).
-    rule_column
-        Its column for the use mapped: permitted / conditional / prohibited (or P / C / X).
-    sheet
-        Sheet of an Excel rule table.
-    name, citation, applies_to
-        How the rule is shown (e.g. "Zoning code, treatment programs", "City Code 3363").
-    """
-
-    path: str
-    layer: str | None = None
-    source: str = ""
-    date: str = ""
-    licence: str = ""
-    code_column: str
-    rules: str
-    rules_code_column: str | None = None
-    rule_column: str = "treatment_program"
-    sheet: str | None = None
-    name: str = "Zoning"
-    citation: str = ""
-    applies_to: str = "treatment_program"
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,17 +47,17 @@ import io
 import logging
 import re
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from etl._errors import ConfigError, InputError
+from etl.config import OverdoseSource
+from etl.fips import COUNTY_NAME_TABLES, STATE_FIPS
 
 logger = logging.getLogger(__name__)
 
-RateBasis = Literal["crude", "age-adjusted", "modelled"]
 
 #: Columns of the counties schema, in order.
 COUNTY_COLUMNS: Final[tuple[str, ...]] = (
@@ -69,63 +69,12 @@ COUNTY_COLUMNS: Final[tuple[str, ...]] = (
 #: NCHS: rates based on fewer than this many deaths are unreliable.
 UNSTABLE_BELOW: Final[int] = 20
 
-#: State FIPS code -> USPS abbreviation (50 states, DC and the territories).
-STATE_FIPS: Final[dict[str, str]] = {
-    "01": "AL", "02": "AK", "04": "AZ", "05": "AR", "06": "CA", "08": "CO", "09": "CT",
-    "10": "DE", "11": "DC", "12": "FL", "13": "GA", "15": "HI", "16": "ID", "17": "IL",
-    "18": "IN", "19": "IA", "20": "KS", "21": "KY", "22": "LA", "23": "ME", "24": "MD",
-    "25": "MA", "26": "MI", "27": "MN", "28": "MS", "29": "MO", "30": "MT", "31": "NE",
-    "32": "NV", "33": "NH", "34": "NJ", "35": "NM", "36": "NY", "37": "NC", "38": "ND",
-    "39": "OH", "40": "OK", "41": "OR", "42": "PA", "44": "RI", "45": "SC", "46": "SD",
-    "47": "TN", "48": "TX", "49": "UT", "50": "VT", "51": "VA", "53": "WA", "54": "WV",
-    "55": "WI", "56": "WY", "60": "AS", "66": "GU", "69": "MP", "72": "PR", "78": "VI",
-}  # fmt: skip
 
-#: Ohio's 88 counties in alphabetical order; their FIPS are 39001, 39003, ... 39175.
-OHIO_COUNTIES: Final[tuple[str, ...]] = (
-    "Adams", "Allen", "Ashland", "Ashtabula", "Athens", "Auglaize", "Belmont", "Brown",
-    "Butler", "Carroll", "Champaign", "Clark", "Clermont", "Clinton", "Columbiana", "Coshocton",
-    "Crawford", "Cuyahoga", "Darke", "Defiance", "Delaware", "Erie", "Fairfield", "Fayette",
-    "Franklin", "Fulton", "Gallia", "Geauga", "Greene", "Guernsey", "Hamilton", "Hancock",
-    "Hardin", "Harrison", "Henry", "Highland", "Hocking", "Holmes", "Huron", "Jackson",
-    "Jefferson", "Knox", "Lake", "Lawrence", "Licking", "Logan", "Lorain", "Lucas", "Madison",
-    "Mahoning", "Marion", "Medina", "Meigs", "Mercer", "Miami", "Monroe", "Montgomery",
-    "Morgan", "Morrow", "Muskingum", "Noble", "Ottawa", "Paulding", "Perry", "Pickaway", "Pike",
-    "Portage", "Preble", "Putnam", "Richland", "Ross", "Sandusky", "Scioto", "Seneca", "Shelby",
-    "Stark", "Summit", "Trumbull", "Tuscarawas", "Union", "Van Wert", "Vinton", "Warren",
-    "Washington", "Wayne", "Williams", "Wood", "Wyandot",
-)  # fmt: skip
 
-#: County name -> FIPS for Ohio.
-OHIO_COUNTY_FIPS: Final[dict[str, str]] = {
-    name: f"39{2 * i + 1:03d}" for i, name in enumerate(OHIO_COUNTIES)
-}
 
-#: Name-keyed tables per state (only Ohio is built in).
-COUNTY_NAME_TABLES: Final[dict[str, dict[str, str]]] = {"OH": OHIO_COUNTY_FIPS}
 
 _KEY_LENGTH: Final[dict[str, int]] = {"county": 5, "tract": 11, "block group": 12}
 
-#: Column names each format reads when the config does not name them.
-_DEFAULTS: Final[dict[str, dict[str, str | None]]] = {
-    "cdc_wonder": {
-        "key_column": "County Code", "county_column": "County", "year_column": "Year",
-        "deaths_column": "Deaths", "population_column": "Population",
-        "rate_column": "Crude Rate", "age_adjusted_column": "Age Adjusted Rate",
-        "basis": "crude",
-    },
-    "ohio_county": {
-        "key_column": None, "county_column": "CountyName", "year_column": "DeathYear",
-        "deaths_column": "Deaths", "population_column": "Population", "rate_column": None,
-        "age_adjusted_column": None, "basis": "crude", "state": "OH",
-    },
-    "oeps": {
-        "key_column": "FIPS", "county_column": None, "year_column": None,
-        "deaths_column": None, "population_column": None, "rate_column": "OdMortRt",
-        "age_adjusted_column": None, "basis": "modelled",
-    },
-    "table": {},
-}  # fmt: skip
 
 _SUPPRESSED_MARKERS: Final[frozenset[str]] = frozenset({"suppressed", "s", "*"})
 _MISSING_MARKERS: Final[frozenset[str]] = frozenset(
@@ -135,102 +84,6 @@ _UNRELIABLE = re.compile(r"^\s*(?P<num>[-+]?\d[\d,]*(?:\.\d+)?)?\s*\(?unreliable
 _NUMBER = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 _YEAR = re.compile(r"^\s*(?P<year>\d{4})(?:\.0)?\s*(?P<mark>\*+|\(?provisional\)?|p)?\s*$", re.I)
 _GEOID = re.compile(r"^(?:\d{3}0000US|\d{3}US)?(?P<digits>\d+)$")
-
-
-class OverdoseSource(BaseModel):
-    """One overdose table and how to read it (a ``overdose:`` entry of a region config).
-
-    Attributes
-    ----------
-    path
-        The file, relative to the config's folder.
-    source, date, licence
-        Provenance, copied into the manifest and into each row's ``source``.
-    format
-        ``cdc_wonder`` (a WONDER export), ``ohio_county`` (Ohio's table keyed by county name),
-        ``oeps`` (OEPS county table with ``FIPS`` and the modelled rate ``OdMortRt``) or
-        ``table`` (any table keyed by FIPS/GEOID, columns named below).
-    unit
-        What the key identifies; sets its length (county 5, tract 11, block group 12).
-    encoding
-        Text encoding; the default also strips a byte-order mark.
-    key_column, county_column, year_column, deaths_column, population_column, rate_column, \
-age_adjusted_column
-        Column names; each format has defaults (e.g. WONDER's ``County Code``).
-    state
-        Two-letter state of a table keyed by county name (only ``OH`` is built in).
-    period
-        Label for a table without a year column, e.g. ``"2009-2018 pooled"``.
-    years
-        Keep only these years.
-    basis
-        Basis of ``rate_column``; defaults to ``crude`` (WONDER, Ohio) or ``modelled`` (OEPS).
-    skip_names
-        County-name rows that are not counties and are left out (Ohio's ``NonOH``,
-        ``Unknown``).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str
-    source: str = ""
-    date: str = ""
-    licence: str = ""
-    format: Literal["cdc_wonder", "ohio_county", "oeps", "table"]
-    unit: Literal["county", "tract", "block group"] = "county"
-    encoding: str = "utf-8-sig"
-    key_column: str | None = None
-    county_column: str | None = None
-    year_column: str | None = None
-    deaths_column: str | None = None
-    population_column: str | None = None
-    rate_column: str | None = None
-    age_adjusted_column: str | None = None
-    state: str | None = None
-    period: str | None = None
-    years: list[int] | None = None
-    basis: RateBasis | None = None
-    skip_names: list[str] = Field(default_factory=lambda: ["NonOH", "Unknown", "Total"])
-    fictional: bool = False
-
-    @field_validator("state")
-    @classmethod
-    def _state(cls, value: str | None) -> str | None:
-        if value is not None and value.upper() not in STATE_FIPS.values():
-            msg = f"state {value!r} is not a two-letter US state abbreviation"
-            raise ValueError(msg)
-        return None if value is None else value.upper()
-
-    @model_validator(mode="after")
-    def _complete(self) -> OverdoseSource:
-        if self.format == "table":
-            if self.key_column is None and self.county_column is None:
-                msg = "overdose table: give `key_column` (FIPS/GEOID) or `county_column`"
-                raise ValueError(msg)
-            if self.key_column is None and self.state not in COUNTY_NAME_TABLES:
-                known = ", ".join(COUNTY_NAME_TABLES)
-                msg = f"overdose table keyed by county name needs `state` (built in: {known})"
-                raise ValueError(msg)
-            if self.basis is None and self.rate_column is not None:
-                msg = "overdose table: give `basis` (crude, age-adjusted or modelled)"
-                raise ValueError(msg)
-            if self.deaths_column is None and self.rate_column is None:
-                msg = "overdose table: give `deaths_column` or `rate_column`"
-                raise ValueError(msg)
-        if self.format == "ohio_county" and self.state not in (None, "OH"):
-            msg = f"format 'ohio_county' reads Ohio's table; state {self.state!r} is not OH"
-            raise ValueError(msg)
-        if self.unit != "county" and self.format in ("ohio_county", "oeps"):
-            msg = f"format {self.format!r} is county-level; unit must be 'county'"
-            raise ValueError(msg)
-        return self
-
-    def setting(self, name: str) -> str | None:
-        """Return a column name or setting: the config's value, else the format's default."""
-        value = getattr(self, name)
-        if value is not None:
-            return value
-        return _DEFAULTS[self.format].get(name)
 
 
 # --------------------------------------------------------------------------------------------

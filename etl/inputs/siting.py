@@ -16,7 +16,8 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from etl.barriers import (
+from etl.categories import site_mask
+from etl.inputs.barriers import (
     buffer_barriers,
     people_inside,
     read_poi,
@@ -24,7 +25,6 @@ from etl.barriers import (
     sitable_land,
     zoning_barriers,
 )
-from etl.categories import site_mask
 
 logger = logging.getLogger(__name__)
 
