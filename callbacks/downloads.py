@@ -10,9 +10,10 @@ Routes (added by :func:`register_download_routes`):
 ``/atlas/export/<region>/<kind>?cat=…&mode=…&layers=…&bbox=w,s,e,n``
     An export of the region for the map state in the query (the map page's parameters):
     ``shp``, ``gpkg``, ``geojson`` or ``csv`` (zipped, with metadata and a data dictionary;
-    :func:`etl.export.export_layers`), a ``png`` or ``pdf`` map (:func:`etl.render.render_map`)
-    or the one-page ``factsheet`` (:func:`etl.render.fact_sheet`). An unknown kind answers
-    404, a bad parameter or an empty selection 422, each with a one-line JSON ``error``.
+    :func:`etl.outputs.export.export_layers`), a ``png`` or ``pdf`` map
+    (:func:`etl.outputs.render.render_map`) or the one-page ``factsheet``
+    (:func:`etl.outputs.render.fact_sheet`). An unknown kind answers 404, a bad parameter or an
+    empty selection 422, each with a one-line JSON ``error``.
 
 Exports are written under the cache folder (``<geodata>/.cache/exports`` unless
 :func:`configure` says otherwise) as ``<region>/<build>/<kind>-<digest>/``: the digest is a
@@ -50,7 +51,7 @@ from etl._errors import AtlasError, BundleError, ExportError
 from etl.app_data import RegionData, map_options, region_data
 from etl.app_state import Options, parse_state
 from etl.bundle.regions import list_regions
-from etl.export import FORMATS, KNOWN_LAYERS, safe_path
+from etl.outputs.export import FORMATS, KNOWN_LAYERS, safe_path
 from layouts import map_page as mp
 from layouts import townhall as th
 
@@ -76,7 +77,7 @@ EXPORT_LAYERS: Final[tuple[str, ...]] = (
     "region",
 )
 
-#: Map page layer keys -> the layers :func:`etl.render.render_map` draws for them.
+#: Map page layer keys -> the layers :func:`etl.outputs.render.render_map` draws for them.
 _RENDER_LAYERS: Final[dict[str, tuple[str, ...]]] = {
     "streets": ("streets",),
     "bands": ("isochrones",),
@@ -298,7 +299,7 @@ def render_layers(request: ExportRequest) -> tuple[str, ...]:
     for key in request.layers:
         out += _RENDER_LAYERS.get(key, ())
     out.append("region")
-    from etl.render import MAP_LAYERS
+    from etl.outputs.render import MAP_LAYERS
 
     return tuple(k for k in MAP_LAYERS if k in out)
 
@@ -403,7 +404,7 @@ def _build(rd: RegionData, request: ExportRequest, work: Path) -> None:
     """Write the one file of an export into ``work``."""
     bundle = rd.bundle
     if request.kind in th.DATA_EXPORTS:
-        from etl.export import export_layers
+        from etl.outputs.export import export_layers
 
         names = request.data or tuple(n for n in EXPORT_LAYERS if n in bundle.layer_names)
         filters: dict[str, Any] = {"category": [request.category], "mode": [request.mode]}
@@ -411,7 +412,7 @@ def _build(rd: RegionData, request: ExportRequest, work: Path) -> None:
             filters["bbox"] = request.bbox
         export_layers(bundle, work, layers=list(names), fmt=request.kind, filters=filters)
         return
-    from etl.render import fact_sheet, render_map
+    from etl.outputs.render import fact_sheet, render_map
 
     if request.kind == "factsheet":
         out = work / "fact-sheet.pdf"

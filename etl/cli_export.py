@@ -2,13 +2,13 @@
 
 ``access-atlas export REGION``
     Layers as a zipped Shapefile, GeoPackage, GeoJSON or CSV tables, with metadata and a
-    data dictionary (:func:`etl.export.export_layers`).
+    data dictionary (:func:`etl.outputs.export.export_layers`).
 ``access-atlas render-map REGION OUT.png|OUT.pdf --category C --mode M``
-    The map of one category and mode on paper or a slide (:func:`etl.render.render_map`).
+    The map of one category and mode on paper or a slide (:func:`etl.outputs.render.render_map`).
 ``access-atlas fact-sheet REGION OUT.pdf``
-    A one-page fact sheet (:func:`etl.render.fact_sheet`).
+    A one-page fact sheet (:func:`etl.outputs.render.fact_sheet`).
 ``access-atlas build-tiles REGION``
-    Offline basemap tiles from the region's street network (:func:`etl.tiles.build_tiles`).
+    Offline basemap tiles from the region's street network (:func:`etl.outputs.tiles.build_tiles`).
 
 ``REGION`` is a region name (its bundle in the geodata folder) or a bundle folder. Each
 command prints what it wrote; errors are :class:`etl._errors.AtlasError` for the CLI to print.
@@ -40,8 +40,8 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
     common_parent
         Parser with the shared options (``--geodata-dir``, ``--quiet`` ...), used as a parent.
     """
-    from etl.export import FORMATS
-    from etl.render import DEFAULT_LAYERS, MAP_LAYERS
+    from etl.outputs.export import FORMATS
+    from etl.outputs.render import DEFAULT_LAYERS, MAP_LAYERS
 
     p = subparsers.add_parser(
         "export", parents=[common_parent],
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, geodata_dir: str | Path) -> int:
     """
     bundle = open_bundle(args.region, geodata_dir)
     if args.command == "export":
-        from etl.export import export_layers
+        from etl.outputs.export import export_layers
 
         filters = {
             "category": args.category, "mode": args.mode,
@@ -126,16 +126,16 @@ def run(args: argparse.Namespace, geodata_dir: str | Path) -> int:
         path = export_layers(bundle, args.out, layers=args.layers, fmt=args.fmt,
                              filters=filters or None)  # fmt: skip
     elif args.command == "render-map":
-        from etl.render import render_map
+        from etl.outputs.render import render_map
 
         path = render_map(bundle, args.out, category=args.category, mode=args.mode,
                           layers=args.layers, title=args.title, dpi=args.dpi)  # fmt: skip
     elif args.command == "fact-sheet":
-        from etl.render import fact_sheet
+        from etl.outputs.render import fact_sheet
 
         path = fact_sheet(bundle, args.out, category=args.category, mode=args.mode, dpi=args.dpi)
     elif args.command == "build-tiles":
-        from etl.tiles import build_tiles
+        from etl.outputs.tiles import build_tiles
 
         path = args.out or bundle.path / "tiles"
         count = build_tiles(bundle, path, zooms=range(args.min_zoom, args.max_zoom + 1),

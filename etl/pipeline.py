@@ -317,7 +317,7 @@ def stage_providers(ctx: BuildContext) -> dict[str, Any]:
         raise NetworkError(msg)
     ctx.providers = providers
     ctx.writer.write_layer("providers", providers, description="one row per site, all lists merged")
-    from etl.quality_report import write_quality_report
+    from etl.outputs.quality_report import write_quality_report
 
     written = write_quality_report(
         result, ctx.writer.path("reports/.keep").parent, region=cfg.title
@@ -589,7 +589,7 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
 
 def stage_tiles(ctx: BuildContext) -> dict[str, Any]:
     """Pre-render the offline basemap (XYZ PNG tiles of the region's streets) into the bundle."""
-    from etl.tiles import build_tiles
+    from etl.outputs.tiles import build_tiles
 
     cfg = ctx.cfg
     if not cfg.tiles.enabled:

@@ -65,7 +65,7 @@ PRINT_EXPORTS: Final[dict[str, str]] = {
 }
 EXPORT_KINDS: Final[tuple[str, ...]] = (*DATA_EXPORTS, *PRINT_EXPORTS)
 
-#: Colour behind the tiles: the pipeline skips empty tiles outside the region (etl.tiles).
+#: Colour behind the tiles: the pipeline skips empty tiles outside the region (etl.outputs.tiles).
 TILE_BACKGROUND: Final[str] = "#dedad3"
 TRANSPARENT_PNG: Final[str] = (
     "data:image/png;base64,"

@@ -146,7 +146,7 @@ def test_transit_stops_with_their_routes_and_the_walk_to_care(demo: Bundle) -> N
 
 
 def test_fact_sheet_counts_the_stops_within_a_walk_of_care(demo: Bundle) -> None:
-    from etl.render import key_numbers
+    from etl.outputs.render import key_numbers
 
     cards = [c for c in key_numbers(demo) if "transit stops" in c["text"]]
     assert len(cards) == 1

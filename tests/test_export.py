@@ -25,7 +25,7 @@ from etl._errors import BundleError
 from etl.bundle.store import Bundle, write_bundle, write_manifest
 from etl.cli_export import COMMANDS, register, run
 from etl.config import load_config
-from etl.export import (
+from etl.outputs.export import (
     FORMATS,
     OSM_ATTRIBUTION,
     ExportError,

@@ -508,7 +508,7 @@ def test_franklin_oeps_providers() -> None:
 
 
 def test_quality_report_html_and_csv(tmp_path: Path) -> None:
-    from etl.quality_report import summary_table, write_quality_report
+    from etl.outputs.quality_report import summary_table, write_quality_report
 
     write_csv(
         tmp_path / "a.csv",

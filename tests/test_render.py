@@ -14,8 +14,8 @@ from PIL import Image
 
 from etl.bundle.store import Bundle
 from etl.cli_export import run
-from etl.export import ExportError
-from etl.render import (
+from etl.outputs.export import ExportError
+from etl.outputs.render import (
     MAP_LAYERS,
     _nice,
     fact_sheet,

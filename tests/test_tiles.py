@@ -12,8 +12,8 @@ from PIL import Image
 
 from etl.bundle.store import Bundle
 from etl.cli_export import run
-from etl.export import ExportError
-from etl.tiles import LAND, OUTSIDE, TILE_SIZE, build_tiles, tile_bounds, tile_range
+from etl.outputs.export import ExportError
+from etl.outputs.tiles import LAND, OUTSIDE, TILE_SIZE, build_tiles, tile_bounds, tile_range
 from tests.test_export import parse_cli, shared_gridton
 
 

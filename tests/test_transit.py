@@ -195,7 +195,7 @@ def test_franklin_cota_feed() -> None:
 
 
 def test_exports_describe_the_stop_fields() -> None:
-    from etl.export import describe_field, shapefile_names
+    from etl.outputs.export import describe_field, shapefile_names
 
     unit, meaning = describe_field("transit_stops", "walk_min_buprenorphine")
     assert unit == "minutes" and "nearest buprenorphine prescriber" in meaning

@@ -42,7 +42,7 @@ from PIL import Image, ImageDraw
 
 from etl._errors import BundleError, ExportError
 from etl.bundle.store import Bundle
-from etl.render import street_segments
+from etl.outputs.render import street_segments
 
 logger = logging.getLogger(__name__)
 
