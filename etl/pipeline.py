@@ -652,12 +652,12 @@ def ensure_generated_inputs(cfg: RegionConfig, *, force: bool = False) -> Path:
     The inputs are stale when they were written by another version of the generator or
     with another seed (recorded in ``.generated.json`` beside them).
     """
-    from etl import demo
-    from etl.demo import generate_demo
+    from etl.demo import generate as demo
+    from etl.demo.generate import generate_demo
 
     assert cfg.generate is not None
     out = cfg.resolve(cfg.generate.out)
-    from etl import demo_transit
+    from etl.demo import transit as demo_transit
 
     generator = hashlib.sha256(
         "".join(sha256(Path(m.__file__)) for m in (demo, demo_transit)).encode()

@@ -1,4 +1,4 @@
-"""Tests for etl.demo: the raw inputs of the fictional demo region, Millbrook County."""
+"""Tests for etl.demo.generate: the raw inputs of the fictional demo region, Millbrook County."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import LineString, Point
 
-import etl.demo as demo_module
+import etl.demo.generate as demo_module
 from etl._errors import ConfigError, InputError
-from etl.demo import (
+from etl.demo.generate import (
     BRIDGE_NAMES,
     CLIPPED_NAME,
     COUNTY_FIPS,
@@ -268,7 +268,7 @@ def test_rejects_bad_seed(tmp_path: Path, seed: object) -> None:
 
 
 def test_importable_and_runs_from_a_fresh_interpreter(tmp_path: Path) -> None:
-    code = f"from etl.demo import generate_demo; generate_demo({str(tmp_path / 'd')!r})"
+    code = f"from etl.demo.generate import generate_demo; generate_demo({str(tmp_path / 'd')!r})"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env, timeout=120)
     assert (tmp_path / "d" / "osm" / "millbrook.osm").is_file()
