@@ -24,8 +24,8 @@ import callbacks.scenario  # noqa: F401  (scenario: the What-if panel's callback
 import callbacks.townhall as townhall_callbacks  # town hall: /present and saved views
 from callbacks.downloads import register_download_routes  # town hall: tiles and exports
 from callbacks.routes import WARM_STATE, install_compression, register_routes
-from etl import serving
 from layouts.map_page import URL
+from viewmodel import serving
 
 ROOT = Path(__file__).resolve().parent
 GEODATA = Path(os.environ.get("ACCESS_ATLAS_GEODATA", ROOT / "geodata"))
@@ -91,10 +91,10 @@ with server.test_request_context("/"):
 
 def warm(region: str | None = None) -> None:
     """Build the first-view layers of a region now (errors are logged, never raised)."""
-    from etl.app_data import map_options, region_data
-    from etl.app_lookup import reference_index
-    from etl.app_state import default_state
     from etl.bundle.regions import list_regions
+    from viewmodel.data import map_options, region_data
+    from viewmodel.lookup import reference_index
+    from viewmodel.state import default_state
 
     try:
         regions = list_regions(GEODATA)

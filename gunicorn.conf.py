@@ -26,7 +26,7 @@ overridden on the command line or through the environment:
     requests create, instead of stopping all the worker's threads for 0.1-0.3 s. A
     collection that still takes over 0.1 s is logged as a warning.
 
-Logs are JSON, one object per line (:class:`etl.serving.JsonFormatter`): the access log on
+Logs are JSON, one object per line (:class:`viewmodel.serving.JsonFormatter`): the access log on
 stdout (client addresses truncated, address look-ups and map centres left out of query
 strings), the error log and the app's own log on stderr, tracebacks included there and
 never sent to a browser.
@@ -145,7 +145,7 @@ _HANDLER = "logging.StreamHandler"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "etl.serving.JsonFormatter"}},
+    "formatters": {"json": {"()": "viewmodel.serving.JsonFormatter"}},
     "handlers": {
         "access": {"class": _HANDLER, "formatter": "json", "stream": "ext://sys.stdout"},
         "error": {"class": _HANDLER, "formatter": "json", "stream": "ext://sys.stderr"},

@@ -74,7 +74,7 @@
   var careNow = { category: null, labels: {} };  // the care chosen, for transit stop tooltips
   var scenarioToken = "";  // the What-if scenario the link carries (w=), see scenarioLink
 
-  /* A scenario store as a link token: base64url of its UTF-8 JSON (etl.app_state.encode_scenario). */
+  /* A scenario store as a link token: base64url of its UTF-8 JSON (viewmodel.state.encode_scenario). */
   function scenarioTokenOf(store) {
     if (!store || !store.changes || !store.changes.length) { return ""; }
     var bytes = unescape(encodeURIComponent(JSON.stringify(store)));
@@ -699,7 +699,7 @@
   }
 
   Object.assign(window.atlas, {
-    /* A scenario's minute band (etl/scenario_map.py): styled as the baseline's band of the
+    /* A scenario's minute band (viewmodel/scenario_map.py): styled as the baseline's band of the
      * same minute under the surface's current hideout (threshold, layers, opacity), after
      * clearing the baseline beneath it, so the map is the one a full rebuild would draw. */
     scenarioBandStyle: function (feature, context) {

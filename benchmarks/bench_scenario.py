@@ -16,7 +16,7 @@ each as ``evaluate`` alone (wall and CPU time: on a shared machine the CPU time 
 idle server would take), with the polygons of the cells that left or entered the desert,
 and with the whole new desert polygon; then ``suggest_sites`` with k=5.
 
-A second table times what the map gets on each change (:mod:`etl.scenario_map`): the
+A second table times what the map gets on each change (:mod:`viewmodel.scenario_map`): the
 minute bands whose band changed, merged per band (``bands_overlay(band_change(r))``), and
 the areas' and hexagons' new travel times (``area_overrides``), with the cells changed and
 the overlay's size; and the whole server side of a change, ``scenario_view`` (evaluate,
@@ -40,12 +40,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from etl.app_scenario import scenario_view  # noqa: E402
 from etl.bundle.store import Bundle  # noqa: E402
 from etl.engine.scenario import AddSite, BaselineAccess, CloseSite, Scenario, evaluate  # noqa: E402
 from etl.engine.suggest import suggest_sites  # noqa: E402
-from etl.scenario_map import area_overrides, band_change, bands_overlay  # noqa: E402
-from etl.scenario_map import prepare as prepare_map  # noqa: E402
+from viewmodel.scenario import scenario_view  # noqa: E402
+from viewmodel.scenario_map import area_overrides, band_change, bands_overlay  # noqa: E402
+from viewmodel.scenario_map import prepare as prepare_map  # noqa: E402
 
 FRANKLIN = ROOT.parent / "shared" / "data" / "franklin-oh"
 CONFIG = ROOT / "geodata" / "configs" / "franklin-oh.yaml"
@@ -130,7 +130,7 @@ def bench_mode(bundle: Bundle, mode: str, category: str, n: int, seed: int) -> l
     base.cell_times(base.baseline_state(category).time_s)
     prepare_map(base, category=category)  # as the app's warm_baseline does
     gc.collect()
-    gc.freeze()  # as the app's baseline_access does (etl.app_scenario.FREEZE_GC)
+    gc.freeze()  # as the app's baseline_access does (viewmodel.scenario.FREEZE_GC)
     load_s = time.perf_counter() - t0
     thr = base.threshold(category)
     print(
@@ -268,8 +268,8 @@ def bench_callback(path: Path, mode: str, category: str, n: int, seed: int) -> t
     os.environ.setdefault("ACCESS_ATLAS_WARM", "0")
     import app as atlas_app
     import callbacks.map as map_callbacks
-    from etl.app_data import region_data
-    from etl.app_scenario import baseline_access, warm_baseline
+    from viewmodel.data import region_data
+    from viewmodel.scenario import baseline_access, warm_baseline
 
     region = path.name
     map_callbacks.configure(geodata=path.parent, default_region=region)
@@ -401,7 +401,7 @@ def main() -> int:
             )
         )
     print("\nthe map's update per change, ms: bands whose minute changed + area/hexagon values")
-    print("(etl.scenario_map), and the whole scenario_view (what one change costs the server)")
+    print("(viewmodel.scenario_map), and the whole scenario_view (one change's cost to the server)")
     head = (
         f"{'mode':5} {'category':13} {'change':22} {'n':>4} {'map p50':>8} {'p95':>6} "
         f"{'view p50':>8} {'p95':>6} {'cpu p50':>7} {'p95':>6} {'cells p50':>9} {'max':>6} "

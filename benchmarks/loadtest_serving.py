@@ -6,7 +6,7 @@ Run::
     .venv/bin/python benchmarks/loadtest_serving.py --geodata /tmp/geo-srv --region franklin-oh
 
 For each worker count it starts gunicorn on a free 127.0.0.1 port (the app as ``app:server``,
-or through a shim that installs :mod:`etl.serving` while app.py does not yet), warms it up,
+or through a shim that installs :mod:`viewmodel.serving` while app.py does not yet), warms it up,
 then runs ``--users`` concurrent visitors (threads with keep-alive connections) for
 ``--duration`` seconds, at most ``--max-requests`` requests. A visitor does what a browser
 does on a fresh visit — the page, Dash's layout and dependencies, the page callback, every
@@ -77,10 +77,11 @@ def free_port() -> int:
 
 
 def app_target(tmp: Path) -> tuple[str, list[str]]:
-    if re.search(r"etl\.serving|from etl import .*\bserving", (ROOT / "app.py").read_text()):
+    installs = r"viewmodel\.serving|from viewmodel import .*\bserving"
+    if re.search(installs, (ROOT / "app.py").read_text()):
         return "app:server", []
     (tmp / "atlas_entry.py").write_text(
-        "import callbacks.map as m\nfrom app import server\nfrom etl import serving\n"
+        "import callbacks.map as m\nfrom app import server\nfrom viewmodel import serving\n"
         "serving.install(server, geodata_dir=m.geodata_dir)\n"
     )
     return "atlas_entry:server", ["--pythonpath", str(tmp)]

@@ -48,12 +48,12 @@ from dash import ClientsideFunction, Input, Output, State, callback, clientside_
 from dash.exceptions import PreventUpdate
 
 from etl._errors import AtlasError, BundleError, ExportError
-from etl.app_data import RegionData, map_options, region_data
-from etl.app_state import Options, parse_state
 from etl.bundle.regions import list_regions
 from etl.outputs.export import FORMATS, KNOWN_LAYERS, safe_path
 from layouts import map_page as mp
 from layouts import townhall as th
+from viewmodel.data import RegionData, map_options, region_data
+from viewmodel.state import Options, parse_state
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def export_request(kind: str, query: str | None, options: Options) -> ExportRequ
         The map page's parameters (``cat``, ``mode``, ``layers``, ``unit``, ``t``) and
         optionally ``bbox=w,s,e,n`` and ``data=layer,…``.
     options
-        What the region offers (:func:`etl.app_data.map_options`).
+        What the region offers (:func:`viewmodel.data.map_options`).
 
     Raises
     ------

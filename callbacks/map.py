@@ -28,7 +28,13 @@ from dash.exceptions import PreventUpdate
 
 from callbacks.routes import layer_url
 from etl._errors import AtlasError
-from etl.app_data import (
+from etl.bundle.regions import list_regions
+from etl.categories import CATEGORY_COLOURS
+from layouts import map_page as mp
+from layouts.methods import methods_page
+from layouts.overview import error_page
+from layouts.panels import area_details, lookup_panel, provider_details, summary_panel
+from viewmodel.data import (
     RegionData,
     access_summary,
     area_at,
@@ -39,14 +45,8 @@ from etl.app_data import (
     provider_filters,
     region_data,
 )
-from etl.app_lookup import find_place, nearest_care
-from etl.app_state import MapState, Options, encode_state, parse_state, requested_region
-from etl.bundle.regions import list_regions
-from etl.categories import CATEGORY_COLOURS
-from layouts import map_page as mp
-from layouts.methods import methods_page
-from layouts.overview import error_page
-from layouts.panels import area_details, lookup_panel, provider_details, summary_panel
+from viewmodel.lookup import find_place, nearest_care
+from viewmodel.state import MapState, Options, encode_state, parse_state, requested_region
 
 logger = logging.getLogger(__name__)
 

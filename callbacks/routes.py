@@ -1,7 +1,7 @@
 """Flask routes on the Dash server: map layers served by URL, and compression for the rest.
 
 ``/atlas/layers/<region>/<name>[/<arg>...].geojson?v=<build>`` serves a layer of a region
-bundle (:data:`etl.app_data.LAYER_BUILDERS`) gzip-compressed, with an ETag and a long cache
+bundle (:data:`viewmodel.data.LAYER_BUILDERS`) gzip-compressed, with an ETag and a long cache
 lifetime (the ``v`` parameter changes with every build, so a rebuilt bundle gets new URLs).
 A layer that cannot be built answers 404 with a one-line JSON reason, never a traceback.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import flask
 
 from etl._errors import AtlasError
-from etl.app_data import LAYER_BUILDERS, region_data
+from viewmodel.data import LAYER_BUILDERS, region_data
 
 logger = logging.getLogger(__name__)
 

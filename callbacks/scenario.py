@@ -1,4 +1,4 @@
-"""Callbacks of the What-if panel, thin: one action → :mod:`etl.app_scenario` → components.
+"""Callbacks of the What-if panel, thin: one action → :mod:`viewmodel.scenario` → components.
 
 The scenario lives in the browser (``scenario-store``), so any server process answers any
 change. One server callback takes every action that changes the scenario or the
@@ -36,13 +36,13 @@ from dash import (
 )
 from dash.exceptions import PreventUpdate
 
-from etl import app_scenario as aps
 from etl._errors import AtlasError
-from etl.app_data import RegionData, region_data
-from etl.app_lookup import QUALITY_LABELS, find_place
 from etl.engine.scenario import Scenario, evaluate
 from layouts import map_page as mp
 from layouts import scenario as sc
+from viewmodel import scenario as aps
+from viewmodel.data import RegionData, region_data
+from viewmodel.lookup import QUALITY_LABELS, find_place
 
 logger = logging.getLogger(__name__)
 

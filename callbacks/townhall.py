@@ -1,7 +1,7 @@
 """Town-hall mode: the ``/present`` page, and saving the map's current view as a slide.
 
 ``/present?region=<r>&view=<n>`` shows a region's saved views (``geodata/saved/<r>/
-views.json``, :mod:`etl.app_views`) or, when none are saved, the default sequence, as a
+views.json``, :mod:`viewmodel.saved_views`) or, when none are saved, the default sequence, as a
 full-screen presentation; the keyboard steps through them in the browser
 (``assets/atlas.js``, town-hall section). :func:`with_present` wraps the map page's render
 function so the same page shell serves it.
@@ -21,9 +21,12 @@ from dash import Input, Output, State, callback, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from etl._errors import AtlasError, InputError
-from etl.app_data import RegionData, map_options, region_data
-from etl.app_state import MapState, Options, requested_region
-from etl.app_views import (
+from etl.bundle.regions import list_regions
+from layouts import map_page as mp
+from layouts import townhall as th
+from layouts.overview import error_page
+from viewmodel.data import RegionData, map_options, region_data
+from viewmodel.saved_views import (
     View,
     add_view,
     clean_view,
@@ -32,10 +35,7 @@ from etl.app_views import (
     remove_views,
     view_state,
 )
-from etl.bundle.regions import list_regions
-from layouts import map_page as mp
-from layouts import townhall as th
-from layouts.overview import error_page
+from viewmodel.state import MapState, Options, requested_region
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,6 @@ import dash_leaflet as dl
 from dash import dcc, html
 from dash_extensions.javascript import Namespace
 
-from etl.app_data import ATTRIBUTE_FILTERS
-from etl.app_state import LAYERS, OPACITY_RANGE, THRESHOLD_RANGE, UNITS, MapState, Options
 from etl.categories import CATEGORY_COLOURS, CATEGORY_LABELS, CATEGORY_SYMBOLS, MODE_LABELS
 from layouts.overview import fictional_banner
 from layouts.panels import symbol
@@ -38,6 +36,8 @@ from layouts.theme import (
     TIME_COLOURS,
     band_colours,
 )
+from viewmodel.data import ATTRIBUTE_FILTERS
+from viewmodel.state import LAYERS, OPACITY_RANGE, THRESHOLD_RANGE, UNITS, MapState, Options
 
 ns = Namespace("atlas")
 
@@ -140,7 +140,7 @@ class PageModel:
 
 def defaults_store(state: MapState, options: Options, *, default_region: str) -> dict[str, Any]:
     """What ``atlas.encodeState`` compares against to leave defaults out of the URL."""
-    from etl.app_state import _default_mode, default_state
+    from viewmodel.state import _default_mode, default_state
 
     base = default_state(state.region, options)
     return {

@@ -1,6 +1,6 @@
 """Panels beside the map: summary with small charts, details of a clicked place, look-up results.
 
-Each function takes plain numbers (from :mod:`etl.app_data` / :mod:`etl.app_lookup`) and
+Each function takes plain numbers (from :mod:`viewmodel.data` / :mod:`viewmodel.lookup`) and
 returns Dash components; no I/O. Charts are HTML lists with bars drawn in CSS, so they cost
 no JavaScript, print well and read out as lists in a screen reader.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 from dash import html
 
-from etl.app_lookup import QUALITY_LABELS, Lookup
 from etl.categories import CATEGORY_COLOURS, CATEGORY_LABELS, CATEGORY_SYMBOLS, MODE_LABELS
 from layouts.theme import BAND_COLOURS, DESERT_COLOUR
+from viewmodel.lookup import QUALITY_LABELS, Lookup
 
 MODE_VERBS = {"drive": "by car", "walk": "on foot"}
 

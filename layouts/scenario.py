@@ -6,7 +6,7 @@ it draws: the scenario's minute bands (over the baseline's, in their pane), the 
 the cells that left or entered the desert, the added and closed sites, and the suggested
 sites; :func:`showing_banner` says in the legend which scenario the map shows.
 :func:`result_panel` and :func:`suggestions_panel` turn the plain values of
-:mod:`etl.app_scenario` into components. No I/O here.
+:mod:`viewmodel.scenario` into components. No I/O here.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import dash_leaflet as dl
 from dash import dcc, html
 from dash_extensions.javascript import Namespace
 
-from etl.app_scenario import K_RANGE, MAX_NAME_CHARS, ScenarioView
-from etl.app_state import MapState, decode_scenario
 from etl.categories import CATEGORY_COLOURS, CATEGORY_LABELS, CATEGORY_SYMBOLS
+from viewmodel.scenario import K_RANGE, MAX_NAME_CHARS, ScenarioView
+from viewmodel.state import MapState, decode_scenario
 
 ns = Namespace("atlas")
 

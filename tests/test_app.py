@@ -22,8 +22,13 @@ from shapely.geometry import shape
 
 os.environ.setdefault("ACCESS_ATLAS_WARM", "0")
 
-from etl import app_data
-from etl.app_data import (
+from etl.config import load_config
+from etl.engine.access import snap_points
+from etl.engine.isochrones import band_polygons, desert_polygon
+from etl.pipeline import run_build
+from tests.dash_support import call as _call
+from viewmodel import data as app_data
+from viewmodel.data import (
     Payload,
     access_summary,
     area_at,
@@ -37,19 +42,14 @@ from etl.app_data import (
     time_bands,
     time_histogram,
 )
-from etl.app_lookup import (
+from viewmodel.lookup import (
     find_place,
     nearest_care,
     parse_coordinates,
     route_seconds,
     route_to,
 )
-from etl.app_state import default_state, parse_state
-from etl.config import load_config
-from etl.engine.access import snap_points
-from etl.engine.isochrones import band_polygons, desert_polygon
-from etl.pipeline import run_build
-from tests.dash_support import call as _call
+from viewmodel.state import default_state, parse_state
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The What-if panel: its pure helpers (etl/app_scenario.py) and its callbacks as functions.
+"""The What-if panel: its pure helpers (viewmodel/scenario.py) and its callbacks as functions.
 
 A session fixture builds the fictional demo region (Millbrook County, about 6 s); its
 methadone desert lies west of the river, where one suggested site brings 544 people within
@@ -24,14 +24,14 @@ from dash.exceptions import PreventUpdate
 
 os.environ.setdefault("ACCESS_ATLAS_WARM", "0")
 
-from etl import app_scenario as aps
 from etl._errors import InputError
-from etl.app_data import RegionData, region_data
 from etl.config import load_config
 from etl.engine.network import build_mode_network
 from etl.engine.scenario import AddSite, BaselineAccess, CloseSite, Scenario, evaluate
 from etl.pipeline import run_build
 from tests.conftest import CONFIGS, make_raw
+from viewmodel import scenario as aps
+from viewmodel.data import RegionData, region_data
 
 SETTLED = {"category": "methadone", "mode": "drive", "threshold": 30}
 
@@ -278,7 +278,7 @@ def test_the_map_updates_sit_on_the_served_baseline(
     rd: RegionData, base: BaselineAccess, desert_spot: tuple[float, float]
 ) -> None:
     """The bands and area values sent replace exactly what the served layers hold."""
-    from etl.scenario_map import area_values, band_minutes
+    from viewmodel.scenario_map import area_values, band_minutes
 
     cells, best = rd.cell_times("methadone", "drive")
     base_cells, base_best = base.baseline_cells("methadone")
@@ -551,7 +551,7 @@ def test_respond_opens_the_scenario_a_link_carried(
     from dash import no_update
     from dash.exceptions import PreventUpdate
 
-    from etl.app_state import decode_scenario, encode_scenario
+    from viewmodel.state import decode_scenario, encode_scenario
 
     lon, lat = desert_spot
     added = _respond(rd, "scenario-action", action={"kind": "add", "lon": lon, "lat": lat})

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.app_state import (
+from viewmodel.state import (
     DEFAULT_LAYERS,
     MapState,
     Options,

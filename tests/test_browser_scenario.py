@@ -312,7 +312,7 @@ def test_the_map_shows_the_scenarios_bands_desert_and_areas(
 ) -> None:
     from etl.engine.scenario import Scenario, evaluate
     from etl.engine.suggest import suggest_sites
-    from etl.scenario_map import area_values, band_change
+    from viewmodel.scenario_map import area_values, band_change
 
     spot = suggest_sites(base, category="methadone", threshold_min=30, k=1)[0]
     _open(page, server, f"?layers=streets,bands,desert,sites,areas&lat={spot.lat:.5f}"

@@ -31,8 +31,8 @@ from callbacks.downloads import (
     tile_file,
 )
 from etl._errors import ExportError
-from etl.app_data import map_options, region_data
 from tests.test_townhall import demo_geodata, linked_geodata
+from viewmodel.data import map_options, region_data
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +138,9 @@ def test_tile_file_never_leaves_the_tiles_folder(tmp_path: Path) -> None:
 
 def test_the_map_uses_the_offline_tiles_as_its_basemap(rd, options) -> None:
     import callbacks.map as map_callbacks
-    from etl.app_state import default_state
     from layouts.map_page import map_layers
     from layouts.townhall import OFFLINE_TILES
+    from viewmodel.state import default_state
 
     model = map_callbacks.page_model(rd, default_state("demo", options), options, default="demo")
     layers = map_layers(model)

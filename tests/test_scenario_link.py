@@ -8,14 +8,14 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.app_state import (
+from tests.test_app_state import OPTIONS
+from viewmodel.state import (
     MAX_SCENARIO_CHARS,
     decode_scenario,
     encode_scenario,
     encode_state,
     parse_state,
 )
-from tests.test_app_state import OPTIONS
 
 STORE = {
     "format": "access-atlas-scenario",

@@ -3,7 +3,7 @@
 For random stacks of adds and closures on small street grids (the fixtures of
 ``tests/test_scenario.py``), the minute bands drawn as baseline-plus-overlay, the areas'
 travel times and the hexagons' travel times are compared with the pipeline's recipes
-(:func:`etl.app_data.time_bands`, :func:`etl.pipeline.stage_access`,
+(:func:`viewmodel.data.time_bands`, :func:`etl.pipeline.stage_access`,
 :func:`etl.engine.grid.grid_minutes`) run from scratch on the modified site list.
 """
 
@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 import shapely
 
-from etl.app_data import NO_ROUTE, time_bands
 from etl.engine.grid import grid_minutes, parent_cells
 from etl.engine.isochrones import cell_times, cells_to_polygon
 from etl.engine.scenario import AddSite, BaselineAccess, CloseSite, Scenario, evaluate
 from etl.engine.streets import sample_times
-from etl.scenario_map import (
+from tests.test_scenario import _random_changes, grid_base, reference_times
+from viewmodel.data import NO_ROUTE, time_bands
+from viewmodel.scenario_map import (
     area_overrides,
     area_values,
     band_change,
@@ -28,7 +29,6 @@ from etl.scenario_map import (
     bands_overlay,
     grid_values,
 )
-from tests.test_scenario import _random_changes, grid_base, reference_times
 
 GRID_RES = 9
 
@@ -78,7 +78,7 @@ def pipeline_area_minutes(base: BaselineAccess, node_time_s: np.ndarray) -> dict
 
 
 def band_picture(cells: np.ndarray, best_s: np.ndarray) -> dict[int, shapely.Geometry]:
-    """The map's minute bands (:func:`etl.app_data.time_bands`) by minute."""
+    """The map's minute bands (:func:`viewmodel.data.time_bands`) by minute."""
     minutes, polys = time_bands(cells, best_s)
     return dict(zip(minutes, polys, strict=True))
 
@@ -216,7 +216,7 @@ def test_a_result_without_cell_times_is_refused() -> None:
 def test_desert_change_cells_from_cell_times_equal_the_set_difference(seed: int) -> None:
     from dataclasses import replace
 
-    from etl.app_scenario import change_geojson
+    from viewmodel.scenario import change_geojson
 
     base = grid_base(seed)
     rng = np.random.default_rng(300 + seed)
@@ -234,7 +234,7 @@ def test_desert_change_cells_from_cell_times_equal_the_set_difference(seed: int)
 
 @pytest.mark.parametrize("runs_partitioned", [200, 0])
 def test_segment_medians_equal_pandas_groupby_median(monkeypatch, runs_partitioned: int) -> None:
-    import etl.scenario_map as scenario_map
+    import viewmodel.scenario_map as scenario_map
 
     monkeypatch.setattr(scenario_map, "_PARTITION_RUNS", runs_partitioned)
     rng = np.random.default_rng(5)
@@ -266,7 +266,7 @@ def test_hexagons_against_other_node_times_are_recomputed() -> None:
 
 
 def test_cells_geometry_is_h3s_outline_rounded() -> None:
-    from etl.scenario_map import cells_geometry
+    from viewmodel.scenario_map import cells_geometry
 
     def reference(cells: np.ndarray, precision: int) -> dict:
         shape = h3.cells_to_h3shape([h3.int_to_str(int(c)) for c in cells], tight=False)

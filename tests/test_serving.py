@@ -1,6 +1,6 @@
 """Serving in production: health check, headers, plain errors, JSON logs, faults and fuzzing.
 
-The first tests install :mod:`etl.serving` on a bare Flask server (no Dash app, so nothing is
+The first tests install :mod:`viewmodel.serving` on a bare Flask server (no Dash app, so nothing is
 shared with the real app's module). The rest run the real app under gunicorn with
 ``gunicorn.conf.py`` (2 workers, 127.0.0.1, a free port) on the tiny Gridton region built in
 a fixture: response headers, the page in headless Chromium under the Content Security Policy,
@@ -36,10 +36,10 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etl import serving
 from etl.config import load_config
 from etl.pipeline import run_build
 from tests.region_fixture import write_region
+from viewmodel import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -212,7 +212,7 @@ def test_errors_are_plain_pages_and_the_traceback_goes_to_the_log(
     bare: flask.Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
     c = bare.test_client()
-    with caplog.at_level(logging.ERROR, logger="etl.serving"):
+    with caplog.at_level(logging.ERROR, logger="viewmodel.serving"):
         r = c.get("/boom")
     assert r.status_code == 500
     assert r.mimetype == "text/html"
@@ -287,7 +287,7 @@ def test_json_error_log_keeps_the_traceback_for_the_server() -> None:
         raise ValueError("bad")
     except ValueError:
         record = logging.LogRecord(
-            "etl.serving", logging.ERROR, "", 0, "failed %s", ("x",), sys.exc_info()
+            "viewmodel.serving", logging.ERROR, "", 0, "failed %s", ("x",), sys.exc_info()
         )
     line = json.loads(serving.JsonFormatter().format(record))
     assert line["message"] == "failed x" and line["level"] == "error"
@@ -335,14 +335,15 @@ def _children(pid: int) -> set[int]:
 
 def _app_target(tmp: Path) -> tuple[str, list[str]]:
     """``app:server`` once app.py installs serving; until then a shim that installs it."""
-    if re.search(r"etl\.serving|from etl import .*\bserving", (ROOT / "app.py").read_text()):
+    installs = r"viewmodel\.serving|from viewmodel import .*\bserving"
+    if re.search(installs, (ROOT / "app.py").read_text()):
         return "app:server", []
     shim = tmp / "shim"
     shim.mkdir(exist_ok=True)
     (shim / "atlas_entry.py").write_text(
         "import callbacks.map as m\n"
         "from app import server\n"
-        "from etl import serving\n"
+        "from viewmodel import serving\n"
         "serving.install(server, geodata_dir=m.geodata_dir)\n"
     )
     return "atlas_entry:server", ["--pythonpath", str(shim)]

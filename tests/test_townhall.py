@@ -20,9 +20,9 @@ import pytest
 os.environ.setdefault("ACCESS_ATLAS_WARM", "0")
 
 from etl._errors import InputError
-from etl.app_data import access_summary, map_options, region_data
-from etl.app_state import parse_state
-from etl.app_views import (
+from tests.dash_support import call as _call
+from viewmodel.data import access_summary, map_options, region_data
+from viewmodel.saved_views import (
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
     View,
@@ -37,7 +37,7 @@ from etl.app_views import (
     views_path,
     write_views,
 )
-from tests.dash_support import call as _call
+from viewmodel.state import parse_state
 
 ROOT = Path(__file__).resolve().parents[1]
 _DEMO: dict[str, Path] = {}
@@ -209,7 +209,7 @@ def test_a_corrupt_file_shows_the_defaults_and_is_set_aside_on_save(
 
 
 def test_too_many_views_are_refused(tmp_path: Path, options, monkeypatch) -> None:
-    import etl.app_views as av
+    import viewmodel.saved_views as av
 
     monkeypatch.setattr(av, "MAX_VIEWS", 2)
     add_view(tmp_path, "demo", View("1", "", ""), options)

@@ -896,7 +896,7 @@ class ScenarioResult:
     cells, cell_best_s, base_cell_best_s
         Fine H3 cells along the streets (uint64) and the best street-sample time in each
         after and before, seconds (:meth:`BaselineAccess.cell_times`): what the map's minute
-        bands are drawn from (:mod:`etl.scenario_map`).
+        bands are drawn from (:mod:`viewmodel.scenario_map`).
     """
 
     scenario: Scenario

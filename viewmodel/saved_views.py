@@ -1,7 +1,7 @@
 """Saved views for town-hall mode: map states with a title and one sentence, kept per region.
 
-A *view* is a map state (:class:`etl.app_state.MapState`, stored as the query string
-:func:`etl.app_state.encode_state` writes) with a short title and one sentence, shown like a
+A *view* is a map state (:class:`viewmodel.state.MapState`, stored as the query string
+:func:`viewmodel.state.encode_state` writes) with a short title and one sentence, shown like a
 slide. A region's views live in ``<geodata>/saved/<region>/views.json``::
 
     {"format": 1, "region": "demo", "updated_at": "2026-…Z",
@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from etl._errors import InputError
-from etl.app_state import MapState, Options, default_state, encode_state, parse_state
 from etl.categories import CATEGORY_LABELS
+from viewmodel.state import MapState, Options, default_state, encode_state, parse_state
 
 if TYPE_CHECKING:
-    from etl.app_data import RegionData
+    from viewmodel.data import RegionData
 
 logger = logging.getLogger(__name__)
 
@@ -371,7 +371,7 @@ def default_views(rd: RegionData, options: Options) -> list[View]:
     the desert where a zoning rule blocks new sites; a view is left out when the region
     lacks its category, mode or layer.
     """
-    from etl.app_data import access_summary
+    from viewmodel.data import access_summary
 
     region = rd.region
     base = default_state(region, options)

@@ -1,6 +1,6 @@
 """What a scenario changes on the map: the minute bands and the area colours, as small updates.
 
-The map draws travel time as *minute bands* (:func:`etl.app_data.time_bands`): every fine H3
+The map draws travel time as *minute bands* (:func:`viewmodel.data.time_bands`): every fine H3
 cell along the streets falls in the band of its best time rounded up to the minute, and the
 browser colours each band as an isochrone band or as desert for the threshold chosen. The
 area layers colour census areas (or H3 hexagons) by their travel time. A scenario changes
@@ -32,7 +32,6 @@ from typing import Any, Final
 import numpy as np
 from h3.api import numpy_int
 
-from etl.app_data import MAX_BAND_MIN, NO_ROUTE, PRECISION
 from etl.engine.grid import parent_cells
 from etl.engine.scenario import (
     BaselineAccess,
@@ -43,6 +42,7 @@ from etl.engine.scenario import (
     _touched_groups,
 )
 from etl.engine.streets import sample_times
+from viewmodel.data import MAX_BAND_MIN, NO_ROUTE, PRECISION
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ _PARTITION_RUNS: Final[int] = 200
 
 
 def band_minutes(best_s: np.ndarray, *, max_min: int = MAX_BAND_MIN) -> np.ndarray:
-    """The minute band of each cell, as :func:`etl.app_data.time_bands` assigns it.
+    """The minute band of each cell, as :func:`viewmodel.data.time_bands` assigns it.
 
     Parameters
     ----------
@@ -72,7 +72,7 @@ def band_minutes(best_s: np.ndarray, *, max_min: int = MAX_BAND_MIN) -> np.ndarr
     Returns
     -------
     numpy.ndarray
-        int64: 0..``max_min + 1``, or :data:`etl.app_data.NO_ROUTE`.
+        int64: 0..``max_min + 1``, or :data:`viewmodel.data.NO_ROUTE`.
     """
     best_s = np.asarray(best_s, dtype=float)
     with np.errstate(invalid="ignore"):

@@ -221,7 +221,7 @@ def parse_state(search: str | None, options: Options, *, default_region: str) ->
     search
         The query string (with or without the leading ``?``).
     options
-        What the region offers (see :func:`etl.app_state.Options`); the caller builds it for
+        What the region offers (see :func:`viewmodel.state.Options`); the caller builds it for
         the region the query names (:func:`requested_region`).
     default_region
         The region when the query names none it can show.
@@ -301,7 +301,7 @@ def decode_scenario(token: str | None) -> dict[str, Any] | None:
     """The scenario store a link token holds, or None for anything that is not one.
 
     Only the form is checked here (a JSON object with a list of changes);
-    :func:`etl.app_scenario.scenario_from_store` checks every change when it is opened.
+    :func:`viewmodel.scenario.scenario_from_store` checks every change when it is opened.
     """
     if not token or len(token) > MAX_SCENARIO_CHARS or not _TOKEN_RE.fullmatch(token):
         return None

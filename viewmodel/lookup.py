@@ -26,11 +26,11 @@ import pandas as pd
 from pyproj import Transformer
 from scipy.sparse import csgraph
 
-from etl.app_data import RegionData
 from etl.categories import CATEGORY_LABELS
 from etl.engine.access import snap_points
 from etl.engine.network import ModeNetwork
 from etl.inputs.geocode import OfflineGeocoder, ReferenceIndex
+from viewmodel.data import RegionData
 
 logger = logging.getLogger(__name__)
 

@@ -1298,12 +1298,12 @@ def provider_filters(rd: RegionData) -> dict[str, str]:
 
 
 def map_options(rd: RegionData, regions: Sequence[str]) -> Any:
-    """What a region offers the map (:class:`etl.app_state.Options`, computed once per list)."""
+    """What a region offers the map (:class:`viewmodel.state.Options`, computed once per list)."""
     return rd.memo(("map_options", tuple(regions)), lambda: _map_options(rd, regions))
 
 
 def _map_options(rd: RegionData, regions: Sequence[str]) -> Any:
-    from etl.app_state import Options
+    from viewmodel.state import Options
 
     layers = ["streets", "tiles"]
     if rd.has_layer("areas"):

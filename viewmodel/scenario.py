@@ -14,7 +14,7 @@ overdose deaths in the areas that change where the areas layer has counts (suppr
 counts are never included), a before/after table, and the engine's notes (a site moved
 onto the network, the last site of a category closed). The map shows the scenario, never
 redrawing a whole layer: the fine cells whose minute band changed, merged per new band
-(:mod:`etl.scenario_map`), drawn over the baseline bands and desert, which they replace
+(:mod:`viewmodel.scenario_map`), drawn over the baseline bands and desert, which they replace
 beneath them; the cells that left or entered the desert
 (:meth:`etl.engine.scenario.ScenarioResult.desert_change`) outlined; and the areas' new travel
 times, which recolour the area layer through its ``hideout``.
@@ -62,7 +62,6 @@ import pandas as pd
 import shapely
 
 from etl._errors import InputError
-from etl.app_data import RegionData, clean_value, feature_collection
 from etl.categories import CATEGORY_LABELS
 from etl.engine.scenario import (
     DEATH_COLUMNS,
@@ -76,13 +75,14 @@ from etl.engine.scenario import (
     save_scenario,
 )
 from etl.engine.suggest import suggest_sites
-from etl.scenario_map import (
+from viewmodel.data import RegionData, clean_value, feature_collection
+from viewmodel.scenario_map import (
     area_overrides,
     band_change,
     bands_overlay,
     cells_geometry,
 )
-from etl.scenario_map import prepare as prepare_map
+from viewmodel.scenario_map import prepare as prepare_map
 
 logger = logging.getLogger(__name__)
 
@@ -338,10 +338,10 @@ class ScenarioView:
         Server time of the evaluation.
     bands_geojson
         The fine cells whose minute band changes, merged per new band
-        (:func:`etl.scenario_map.bands_overlay`), drawn over the baseline bands.
+        (:func:`viewmodel.scenario_map.bands_overlay`), drawn over the baseline bands.
     area_overrides
         The areas' and hexagons' new travel times for the area layer's ``hideout``
-        (:func:`etl.scenario_map.area_overrides`).
+        (:func:`viewmodel.scenario_map.area_overrides`).
     showing
         What the map shows, for the legend: ``Showing: scenario “X” (2 changes)``.
     """
