@@ -178,7 +178,7 @@ def render_present(search: str | None) -> html.Div:
             model = present_model(rd, state, options)
             slides.append(th.Slide(v.title, v.text, model, map_href(state, options)))
         index = _index(search, len(slides))
-        layers = mp.map_layers(slides[index].model)
+        layers = [mp.map_layers(s.model) for s in slides]
         legends = [mp.legend(s.model) for s in slides]
         return th.present_page(
             slides,

@@ -36,6 +36,7 @@ from layouts.theme import (
     TIME_COLOURS,
     band_colours,
 )
+from layouts.townhall import export_section, offline_tiles, views_section
 from viewmodel.data import ATTRIBUTE_FILTERS
 from viewmodel.state import LAYERS, OPACITY_RANGE, THRESHOLD_RANGE, UNITS, MapState, Options
 
@@ -463,8 +464,6 @@ def map_layers(model: PageModel) -> list:
         },
     )
     tiles = dl.LayerGroup(id=TILES, children=tile_layer() if "tiles" in shown else [])
-    from layouts.townhall import offline_tiles  # town hall: the bundle's offline basemap
-
     return [
         *panes,
         *offline_tiles(model),  # town hall: the default basemap, tiles from the bundle
@@ -705,8 +704,6 @@ def side_panel(model: PageModel) -> html.Div:
 
 def _townhall_sections(model: PageModel) -> list:
     """Town hall: the export buttons and the saved-views form (layouts/townhall.py)."""
-    from layouts.townhall import export_section, views_section
-
     return [export_section(model.state.region), views_section(model.state.region)]
 
 

@@ -435,7 +435,7 @@ def present_page(
     slides: Sequence[Slide],
     *,
     index: int,
-    layers: list,
+    layers: Sequence[list],
     legends: Sequence[list],
     region_title: str,
     fictional: bool,
@@ -450,7 +450,8 @@ def present_page(
     index
         The slide shown first (0-based).
     layers
-        The map's children for that slide (:func:`layouts.map_page.map_layers`).
+        The map's children for every slide (:func:`layouts.map_page.map_layers`); the
+        slide at ``index`` is drawn, the others' restyled layers are carried in the deck.
     legends
         Legend entries of every slide (:func:`layouts.map_page.legend`).
     region_title
@@ -472,7 +473,7 @@ def present_page(
             {
                 "title": s.title,
                 "href": s.href,
-                "props": layer_props(_layers_of(s, index, i, layers)),
+                "props": layer_props(layers[i]),
                 "viewport": viewport(s.model),
             }
             for i, s in enumerate(slides)
@@ -509,7 +510,7 @@ def present_page(
         }
     else:
         map_view = {"center": [0, 0], "zoom": 3}
-    children = [c for c in layers if type(c).__name__ != "ScaleControl"]
+    children = [c for c in layers[index] if type(c).__name__ != "ScaleControl"]
     children.append(dl.ScaleControl(position="bottomleft", imperial=True, metric=True))
     rename_ids(children)
     top = [html.P("Access Atlas", className="atlas-present-app"), html.P(region_title)]
@@ -587,15 +588,6 @@ def present_page(
         className="atlas-present",
         **{"data-deck": json.dumps(deck, separators=(",", ":"))},
     )
-
-
-def _layers_of(slide: Slide, index: int, i: int, first_layers: list) -> list:
-    """The map layers of a slide (the first slide's are already built)."""
-    if i == index:
-        return first_layers
-    from layouts.map_page import map_layers
-
-    return map_layers(slide.model)
 
 
 def _region_bounds(model: Any) -> list[list[float]] | None:

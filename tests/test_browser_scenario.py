@@ -33,9 +33,10 @@ READY = "() => window.atlas && atlas.drawn.surface && atlas.drawn.sites && atlas
 @pytest.fixture(scope="module")
 def base(geodata: Path) -> Any:
     """The engine's baseline of the same bundle, to check the numbers the page shows."""
+    from etl.bundle.store import Bundle
     from etl.engine.scenario import BaselineAccess
 
-    return BaselineAccess.from_bundle(geodata / "demo", "drive")
+    return BaselineAccess.from_bundle(Bundle.open(geodata / "demo"), "drive")
 
 
 def _open(pg: Any, server: str, query: str = "") -> None:

@@ -13,6 +13,7 @@ import shapely
 from scipy.sparse import csgraph
 
 from etl._errors import InputError
+from etl.bundle.store import Bundle
 from etl.engine.access import nearest_site_times, snap_points
 from etl.engine.isochrones import cell_times
 from etl.engine.network import ModeNetwork, build_mode_network
@@ -602,7 +603,7 @@ def test_from_bundle_reads_a_written_bundle(tmp_path) -> None:
                 },
             },
         )
-    base = BaselineAccess.from_bundle(tmp_path / "toy", "drive")
+    base = BaselineAccess.from_bundle(Bundle.open(tmp_path / "toy"), "drive")
     assert base.region == "toy" and base.bands_min == (5.0, 10.0) and base.max_snap_m == 300.0
     assert base.threshold("buprenorphine") == 2.0 and base.region_outline is not None
     assert base.categories == ["methadone", "buprenorphine"]  # canonical order
@@ -611,7 +612,7 @@ def test_from_bundle_reads_a_written_bundle(tmp_path) -> None:
     from etl._errors import BundleError
 
     with pytest.raises(BundleError, match="no 'walk' network"):
-        BaselineAccess.from_bundle(tmp_path / "toy", "walk")
+        BaselineAccess.from_bundle(Bundle.open(tmp_path / "toy"), "walk")
 
 
 # ---------------------------------------------------------------------------------------
@@ -679,7 +680,6 @@ def test_franklin_stack_equals_full_rebuild(franklin_drive: ModeNetwork) -> None
 @pytest.mark.shared
 def test_franklin_bundle_baseline_matches_the_pipeline(tmp_path) -> None:
     """The baseline recomputed from a real bundle equals what compute-access stored."""
-    from etl.bundle.store import Bundle
     from etl.config import load_config
     from etl.pipeline import run_build
 

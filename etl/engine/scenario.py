@@ -52,7 +52,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -61,7 +61,6 @@ import shapely
 from pyproj import Transformer
 
 from etl._errors import BundleError, InputError
-from etl.bundle.store import Bundle
 from etl.categories import CATEGORIES, CATEGORY_LABELS, DEFAULT_BANDS_MIN, MODE_LABELS, site_mask
 from etl.engine.access import nearest_site_times, routable_sites, snap_points
 from etl.engine.isochrones import band_polygons, cells_to_polygon
@@ -90,6 +89,25 @@ _AREA_TOL_PEOPLE: Final[float] = 1e-6
 
 #: The dtype pandas gives a column of Python strings.
 _STR_DTYPE: Final = pd.Series(np.array(["a"], dtype=object)).dtype
+
+
+class BundleReader(Protocol):
+    """What :meth:`BaselineAccess.from_bundle` reads of a bundle (:class:`etl.bundle.store.Bundle`).
+
+    The engine does not import the bundle layer; anything with these members will do.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def layer_names(self) -> list[str]: ...  # noqa: D102
+
+    def read_layer(self, name: str) -> pd.DataFrame: ...  # noqa: D102
+
+    def network(self, mode: str) -> ModeNetwork: ...  # noqa: D102
+
+    def access_arrays(self, mode: str) -> dict[str, np.ndarray]: ...  # noqa: D102
 
 
 # ---------------------------------------------------------------------------------------
@@ -429,16 +447,21 @@ class BaselineAccess:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def from_bundle(cls, bundle: Bundle | str | Path, mode: str) -> BaselineAccess:
+    def from_bundle(cls, bundle: BundleReader, mode: str) -> BaselineAccess:
         """Load a bundle's network, people, providers, areas and settings for ``mode``.
+
+        Parameters
+        ----------
+        bundle
+            An opened bundle (:meth:`etl.bundle.store.Bundle.open`).
+        mode
+            The travel mode.
 
         Raises
         ------
         BundleError
             If the bundle lacks the mode or a layer it needs.
         """
-        if not isinstance(bundle, Bundle):
-            bundle = Bundle.open(bundle)
         settings = bundle.manifest.get("settings", {})
         modes = settings.get("modes")
         if modes is not None and mode not in modes:
