@@ -6,6 +6,7 @@ readers and whatever links a region's areas to their counties.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 #: State FIPS code -> USPS abbreviation (50 states, DC and the territories).
@@ -42,3 +43,48 @@ OHIO_COUNTY_FIPS: Final[dict[str, str]] = {
 
 #: Name-keyed tables per state (only Ohio is built in).
 COUNTY_NAME_TABLES: Final[dict[str, dict[str, str]]] = {"OH": OHIO_COUNTY_FIPS}
+
+#: Census GEOID length -> the geography it identifies.
+GEOID_LENGTHS: Final[dict[int, str]] = {5: "county", 11: "tract", 12: "block group", 15: "block"}
+
+
+def geoid_counties(ids: Iterable[object], *, unit: str | None = None) -> list[str] | None:
+    """Return the county FIPS codes that census GEOIDs name, or None when they are not GEOIDs.
+
+    Ids count as GEOIDs only when every one is all digits, all have one length of
+    :data:`GEOID_LENGTHS` (county 5, tract 11, block group 12, block 15) and every state
+    code (the first two digits) is a real one (:data:`STATE_FIPS`). Anything else (ward
+    names, generated ids, ZIP codes, ids whose first digits are no state) gives None, so a
+    caller never takes the first five characters of a non-GEOID for a county. Five-digit ids
+    are taken for county GEOIDs only with ``unit="county"`` (a ZIP code is five digits too),
+    and a census ``unit`` must match the ids' length.
+
+    Parameters
+    ----------
+    ids
+        Area ids, as read (numbers are turned into text).
+    unit
+        What the areas are (the config's free-text ``unit``), when known.
+
+    Returns
+    -------
+    list of str or None
+        Sorted distinct 5-digit county FIPS codes, or None.
+    """
+    text = [str(i).strip() for i in ids]
+    if not text or any(not t.isdigit() for t in text):
+        return None
+    lengths = {len(t) for t in text}
+    if len(lengths) != 1:
+        return None
+    kind = GEOID_LENGTHS.get(lengths.pop())
+    named = (unit or "").strip().lower()
+    if kind is None or (kind == "county" and named != "county"):
+        return None
+    if named and named != kind and (named in GEOID_LENGTHS.values() or kind == "county"):
+        return None
+    if named and named not in GEOID_LENGTHS.values() and named not in {"area", "census unit"}:
+        return None  # wards, ZIP codes, neighbourhoods: not census geographies
+    if any(t[:2] not in STATE_FIPS for t in text):
+        return None
+    return sorted({t[:5] for t in text})
