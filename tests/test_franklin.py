@@ -45,12 +45,18 @@ def test_areas_and_people(bundle: Bundle) -> None:
         areas["area_id"].str.len().eq(12).all() and areas["area_id"].str.startswith("39049").all()
     )
     assert int(areas["population"].sum()) == 1_163_414
+    # Every person sits at one of the 15,127 populated 2010 census blocks (22,826 in all).
     people = bundle.read_layer("people")
-    covered = bundle.manifest["stages"]["areas"]["population_covered"]
-    assert people["weight"].sum() == pytest.approx(covered, abs=1)
-    # The OSM extract covers central Columbus only; the rest of the county is reported as
-    # outside the network's coverage, never as reached or as a desert.
-    assert 600_000 < covered < 900_000
+    assert len(people) == 15_127
+    assert people["weight"].sum() == pytest.approx(1_163_414, abs=1)
+    # The OSM extract covers central Columbus only: people more than 300 m from its streets
+    # (half the county) are not covered, never reached or in a desert; one number per mode.
+    coverage = bundle.manifest["stages"]["access"]["coverage"]
+    for mode in ("drive", "walk"):
+        c = coverage[mode]
+        assert c["cover_m"] == 300 and c["people"] == 1_163_414
+        assert 540_000 < c["covered"] < 600_000
+        assert c["covered"] + c["not_covered"] == 1_163_414
 
 
 def test_providers_from_five_lists(bundle: Bundle) -> None:

@@ -111,6 +111,8 @@ TEXT_FIELDS: Final[tuple[str, ...]] = ("languages", "hours")
 MERGE_DISTANCE_M: Final[float] = 30.0
 #: Two sites of one category with the same normalised address this close are one site.
 SAME_ADDRESS_DISTANCE_M: Final[float] = 300.0
+#: A site this close (metres) to the region's outline counts as in the region.
+IN_REGION_TOLERANCE_M: Final[float] = 10.0
 #: Minimum rapidfuzz token-set ratio for "similar names".
 NAME_SIMILARITY: Final[float] = 60.0
 #: Show at most this many rejected rows in an InputError message.
@@ -894,9 +896,15 @@ def _finish(kept: pd.DataFrame, area: _Area) -> tuple[gpd.GeoDataFrame, dict[tup
         extra = [s for s in df["services"].iat[i].split("; ") if s and s not in cs]
         services.append("; ".join([*cs, *extra]))
     df["services"] = services
-    df["in_region"] = area.inside(
-        df["lon"].to_numpy(float), df["lat"].to_numpy(float), buffered=False
+    # In the region: on or within IN_REGION_TOLERANCE_M of its one outline (a geocode on the
+    # street beside a boundary drawn along the street's centre line is still in the region).
+    rx, ry = area.xy(df["lon"].to_numpy(float), df["lat"].to_numpy(float))
+    has_xy = np.isfinite(rx)
+    in_region = np.zeros(len(df), dtype=bool)
+    in_region[has_xy] = shapely.dwithin(
+        area.region_m, shapely.points(rx[has_xy], ry[has_xy]), IN_REGION_TOLERANCE_M
     )
+    df["in_region"] = in_region
     df["capacity"] = df["capacity"].astype("int64")
     for fld in BOOL_FIELDS:
         df[fld] = pd.array(df[fld].tolist(), dtype="boolean")
