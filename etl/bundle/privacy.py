@@ -13,7 +13,13 @@ Rules (DESIGN.md, "Privacy"):
   :data:`MIN_SHOWN`. Where that fails, the smallest shown non-zero part is suppressed too
   (then a zero, then the total), until every relation holds.
 * Rates built on a suppressed count are suppressed with it.
-* **Unstable** (NCHS): a rate built on fewer than 20 deaths is flagged unstable.
+* **Rates without a count** (a modelled rate, a table of rates only) are kept with their
+  basis, unless a count from 1 to 9 can be derived from the rate and a population
+  (``rate x population / 100,000`` rounds to 1..9): then the rate is suppressed like the count.
+  A count that can be derived counts as shown in complementary suppression, one that cannot
+  as unknown.
+* **Unstable** (NCHS): a rate built on fewer than 20 deaths (known or derived) is flagged
+  unstable.
 * **Generalized sites**: a site flagged not to be shown exactly is replaced by the H3 cell
   that holds it; its coordinates, address and network snap are removed.
 
@@ -235,6 +241,37 @@ def _violated(
     return n_hidden == 1 or derived < min_shown
 
 
+def derived_counts(
+    df: pd.DataFrame, rate_cols: Sequence[str], population_col: str | None
+) -> np.ndarray:
+    """Counts a reader can derive from rates per 100,000 and a population.
+
+    Parameters
+    ----------
+    df
+        The table.
+    rate_cols
+        Rate columns (per 100,000) present in ``df``.
+    population_col
+        The population each rate is per; None derives nothing.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(df), len(rate_cols))``: ``rate x population / 100,000`` rounded to a
+        whole number (half up), NaN where the rate or the population is missing.
+    """
+    out = np.full((len(df), len(rate_cols)), np.nan)
+    if population_col is None or population_col not in df.columns:
+        return out
+    pop = pd.to_numeric(df[population_col], errors="coerce").astype("float64").to_numpy()
+    pop = np.where(pop > 0, pop, np.nan)
+    for k, col in enumerate(rate_cols):
+        rate = pd.to_numeric(df[col], errors="coerce").astype("float64").to_numpy()
+        out[:, k] = np.floor(rate * pop / 1e5 + 0.5)
+    return out
+
+
 def suppress_counts(
     df: pd.DataFrame,
     *,
@@ -242,6 +279,7 @@ def suppress_counts(
     total_col: str | None = None,
     group_col: str | None = None,
     rate_cols: Mapping[str, Sequence[str]] | None = None,
+    population_col: str | None = None,
     min_shown: float = MIN_SHOWN,
 ) -> pd.DataFrame:
     """Suppress small counts, with complementary suppression, and the rates built on them.
@@ -260,6 +298,14 @@ def suppress_counts(
     rate_cols
         Rate columns per count column, suppressed where the count is. The default maps
         ``deaths`` to the :data:`RATE_COLUMNS` present.
+    population_col
+        The population the rates are per 100,000 of. Where a count is missing but not
+        flagged suppressed, its rates are kept unless a count above 0 and below
+        ``min_shown`` can be derived from a rate and this population
+        (:func:`derived_counts`); a derivable count takes part in complementary suppression
+        as a shown value (and is suppressed, with its rates, when chosen), but is never
+        written into the count column. Without it, a missing count's rates are kept and the
+        count is unknown to a reader.
     min_shown
         Counts above 0 and below this are suppressed.
 
@@ -270,8 +316,9 @@ def suppress_counts(
         numbers), rates missing beside them, and boolean flag columns: ``suppressed`` for a
         single count column, else ``<col>_suppressed`` per column. A missing count that was
         flagged suppressed on input stays suppressed; one that was not (the publisher's
-        "Missing") is not flagged, but counts as unknown to a reader, so the cells around it
-        are protected as if it were suppressed.
+        "Missing", a table of rates) is not flagged and keeps its rates, but counts as
+        unknown to a reader, so the cells around it are protected as if it were suppressed;
+        a count derivable from a kept rate is protected as if shown.
 
     Raises
     ------
@@ -285,6 +332,10 @@ def suppress_counts(
     values = np.full((n, m), np.nan)
     hidden = np.zeros((n, m), dtype=bool)
     unknown = np.zeros((n, m), dtype=bool)  # missing and not flagged: unknown, not suppressed
+    derived = np.zeros((n, m), dtype=bool)  # missing, but derivable from a rate: not written
+    rate_map = dict(rate_cols) if rate_cols is not None else {}
+    if rate_cols is None and "deaths" in count_cols:
+        rate_map["deaths"] = [c for c in RATE_COLUMNS if c in out.columns]
     for j, col in enumerate(cols):
         if col not in out.columns:
             msg = f"suppress_counts: no column {col!r}; columns: {', '.join(map(str, out.columns))}"
@@ -299,10 +350,19 @@ def suppress_counts(
             i = int(np.flatnonzero(v < 0)[0])
             msg = f"suppress_counts: column {col!r}, row {i}: {v[i]} is a negative count"
             raise InputError(msg)
-        values[:, j] = v
         flag = _flag_name(col, count_cols, total_col)
         pre = out[flag].fillna(False).to_numpy(dtype=bool) if flag in out.columns else False
-        hidden[:, j] = np.isnan(v) | pre | ((v > 0) & (v < min_shown))
+        rates = [r for r in rate_map.get(col, []) if r in out.columns]
+        from_rates = derived_counts(out, rates, population_col)
+        can = np.isnan(v) & ~pre & ~np.isnan(from_rates).all(axis=1)
+        small_rate = ((from_rates > 0) & (from_rates < min_shown)).any(axis=1)
+        first = np.full(n, np.nan)
+        for k in range(from_rates.shape[1] - 1, -1, -1):  # the first rate that derives one
+            first = np.where(np.isnan(from_rates[:, k]), first, from_rates[:, k])
+        v = np.where(can, first, v)
+        derived[:, j] = can
+        values[:, j] = v
+        hidden[:, j] = np.isnan(v) | pre | ((v > 0) & (v < min_shown)) | (can & small_rate)
         unknown[:, j] = np.isnan(v) & ~pre
     primary = int(hidden.sum())
     if group_col is not None and group_col not in out.columns:
@@ -316,16 +376,14 @@ def suppress_counts(
         added += _break_links(flat_v, flat_h, relations, min_shown)
     hidden = flat_h.reshape(n, m)
 
-    rate_map = dict(rate_cols) if rate_cols is not None else {}
-    if rate_cols is None and "deaths" in count_cols:
-        rate_map["deaths"] = [c for c in RATE_COLUMNS if c in out.columns]
     for j, col in enumerate(cols):
         whole = np.isnan(values[:, j]) | (values[:, j] % 1 == 0)
-        kept = np.where(hidden[:, j], np.nan, values[:, j])
+        kept = np.where(hidden[:, j] | derived[:, j], np.nan, values[:, j])
         out[col] = pd.array(kept, dtype="Float64").round().astype("Int64") if whole.all() else kept
         out[_flag_name(col, count_cols, total_col)] = hidden[:, j] & ~unknown[:, j]
         for rate in rate_map.get(col, []):
-            out[rate] = out[rate].astype("float64").mask(hidden[:, j])
+            # a missing count's rate stays (it discloses no count); a suppressed one's goes
+            out[rate] = out[rate].astype("float64").mask(hidden[:, j] & ~unknown[:, j])
     logger.info(
         "suppress_counts: %s cells, %s primary (unknown or 1-%d), %s complementary",
         f"{n * m:,}", f"{primary:,}", int(min_shown) - 1, f"{added:,}",
@@ -334,7 +392,13 @@ def suppress_counts(
 
 
 def mark_unstable(
-    df: pd.DataFrame, count_col: str, min_count: int = MIN_STABLE, *, flag_col: str = "unstable"
+    df: pd.DataFrame,
+    count_col: str,
+    min_count: int = MIN_STABLE,
+    *,
+    flag_col: str = "unstable",
+    rate_cols: Sequence[str] | None = None,
+    population_col: str | None = None,
 ) -> pd.DataFrame:
     """Flag rates built on fewer than ``min_count`` deaths as unstable (NCHS).
 
@@ -348,12 +412,17 @@ def mark_unstable(
         Fewer deaths than this make the rate unstable.
     flag_col
         The flag column; an existing flag (e.g. the publisher's "Unreliable") is kept.
+    rate_cols, population_col
+        Where the count is unknown, a count derived from one of these rates and the
+        population (:func:`derived_counts`) decides instead; default: the
+        :data:`RATE_COLUMNS` present, and no population (nothing derived).
 
     Returns
     -------
     pandas.DataFrame
         A copy with ``flag_col`` set. A suppressed count (its ``suppressed`` flag set) is
-        unstable; a count that is merely unknown keeps its existing flag.
+        unstable; a count that is merely unknown is unstable only where a count below
+        ``min_count`` can be derived, else it keeps its existing flag.
     """
     out = df.copy()
     counts = pd.to_numeric(out[count_col], errors="coerce").astype("float64").to_numpy()
@@ -363,6 +432,9 @@ def mark_unstable(
         flag = f"{count_col}_suppressed"
     supp = out[flag].fillna(False).to_numpy(dtype=bool) if flag in out.columns else False
     prev = out[flag_col].fillna(False).to_numpy(dtype=bool) if flag_col in out.columns else False
+    rates = [c for c in (RATE_COLUMNS if rate_cols is None else rate_cols) if c in out.columns]
+    from_rates = derived_counts(out, rates, population_col)
+    small |= np.isnan(counts) & (from_rates < min_count).any(axis=1)
     out[flag_col] = prev | small | (np.isnan(counts) & supp)
     logger.info("mark_unstable: %d of %d rows unstable", int(out[flag_col].sum()), len(out))
     return out
