@@ -40,14 +40,24 @@ from etl.bundle.store import Bundle, BundleWriter, bundle_path, write_bundle, wr
 from etl.categories import CATEGORIES, CATEGORY_LABELS, site_mask
 from etl.config import RegionConfig
 from etl.engine.access import nearest_site_times, routable_sites, snap_points
+from etl.engine.counting import band_cells, covered_mask, desert_cells, people_times
 from etl.engine.grid import cell_polygons, grid_minutes, parent_cells
-from etl.engine.isochrones import band_polygons, cell_times, desert_polygon
+from etl.engine.isochrones import cell_times, cells_to_polygon
 from etl.engine.network import ModeNetwork, build_mode_network
-from etl.engine.streets import sample_streets, sample_times
-from etl.inputs.areas import People, allocate_people, read_areas
+from etl.engine.streets import cells_of, sample_streets, sample_times
+from etl.fips import geoid_counties
+from etl.inputs.areas import (
+    People,
+    allocate_people,
+    place_people,
+    read_areas,
+    read_people_points,
+    region_boundary,
+)
 from etl.inputs.counties import stage_counties
 from etl.inputs.siting import stage_barriers
 from etl.inputs.transit import stage_transit
+from etl.validate import resolve_crs
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +111,7 @@ class BuildContext:
     providers: gpd.GeoDataFrame | None = None
     areas: gpd.GeoDataFrame | None = None
     people: pd.DataFrame | None = None
+    region: shapely.Geometry | None = None
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -267,8 +278,16 @@ def _address_points(cfg: RegionConfig) -> gpd.GeoDataFrame | None:
     )
 
 
-def _region_outline(areas: gpd.GeoDataFrame) -> shapely.Geometry:
-    return shapely.union_all(areas.geometry.to_numpy())
+def _region_outline(ctx: BuildContext) -> shapely.Geometry:
+    """The region's one geometry (EPSG:4326): the ``region`` layer the areas stage wrote.
+
+    ``boundary:`` when the config gives one, else the dissolved areas with holes filled
+    (:func:`etl.inputs.areas.region_boundary`); providers' ``in_region``, deserts, the printed
+    map and the counts all use it.
+    """
+    if ctx.region is None:
+        ctx.region = shapely.union_all(ctx.layer("region").geometry.to_numpy())
+    return ctx.region
 
 
 def stage_providers(ctx: BuildContext) -> dict[str, Any]:
@@ -276,10 +295,7 @@ def stage_providers(ctx: BuildContext) -> dict[str, Any]:
     from etl.inputs.providers import load_providers
 
     cfg = ctx.cfg
-    areas = ctx.layer("areas")
-    result = load_providers(
-        cfg, _region_outline(areas), cache_dir=ctx.writer.geodata_dir / ".cache"
-    )
+    result = load_providers(cfg, _region_outline(ctx), cache_dir=ctx.writer.geodata_dir / ".cache")
     providers = result.providers.to_crs("EPSG:4326").reset_index(drop=True)
     hidden = (
         ~providers["show_exact"].fillna(True).astype(bool).to_numpy()
@@ -308,6 +324,7 @@ def stage_providers(ctx: BuildContext) -> dict[str, Any]:
         providers[f"snap_m_{mode}"] = snap.distance_m.round(1)
         far_everywhere &= snap.distance_m > cfg.network.max_snap_m
     providers["on_network"] = ~far_everywhere
+    off_network = _off_network_sites(providers, cfg.network.modes, cfg.network.max_snap_m)
     if far_everywhere.all():
         msg = (
             f"all {len(providers)} providers are more than {cfg.network.max_snap_m:.0f} m from "
@@ -320,7 +337,11 @@ def stage_providers(ctx: BuildContext) -> dict[str, Any]:
     from etl.outputs.quality_report import write_quality_report
 
     written = write_quality_report(
-        result, ctx.writer.path("reports/.keep").parent, region=cfg.title
+        result,
+        ctx.writer.path("reports/.keep").parent,
+        region=cfg.title,
+        off_network=off_network,
+        max_snap_m=cfg.network.max_snap_m,
     )
     report_files = {k: str(Path(v).relative_to(ctx.writer.tmp)) for k, v in written.items()}
     addresses = _address_points(cfg)
@@ -330,19 +351,95 @@ def stage_providers(ctx: BuildContext) -> dict[str, Any]:
     return {
         "providers": len(providers),
         "by_category": {k: int(v) for k, v in sorted(by_cat.items())},
-        "off_network": int(far_everywhere.sum()),
+        "off_network": off_network,
+        "off_network_sites": len({row["id"] for row in off_network}),
         "rejected": len(result.rejects),
         "sources": result.report,
         "reports": report_files,
     }
 
 
+def _off_network_sites(
+    providers: pd.DataFrame, modes: list[str], max_snap_m: float
+) -> list[dict[str, Any]]:
+    """Sites farther than ``max_snap_m`` from a mode's network, warned once per category.
+
+    Such a site is left out of that mode's travel times (:func:`routable_sites`); the build
+    says so here, the manifest lists them (``stages.providers.off_network``) and the quality
+    report, the methods page and the site's details on the map repeat it.
+
+    Returns
+    -------
+    list of dict
+        ``id``, ``name``, ``category``, ``mode``, ``snap_m`` per (site, mode), by category.
+    """
+    rows: list[dict[str, Any]] = []
+    for mode in modes:
+        snap = providers[f"snap_m_{mode}"].to_numpy(dtype=float)
+        for i in np.flatnonzero(~(snap <= max_snap_m)):
+            site = providers.iloc[i]
+            rows.append(
+                {
+                    "id": str(site["id"]),
+                    "name": str(site.get("name") or site["id"]),
+                    "category": str(site["category"]),
+                    "mode": mode,
+                    "snap_m": round(float(snap[i]), 1) if np.isfinite(snap[i]) else None,
+                }
+            )
+    rows.sort(key=lambda r: (r["category"], r["name"], r["mode"]))
+    for category in sorted({r["category"] for r in rows}):
+        sites: dict[str, list[str]] = {}
+        for r in rows:
+            if r["category"] == category:
+                far = f"{r['snap_m'] / 1000:.1f} km" if r["snap_m"] is not None else "no street"
+                sites.setdefault(f"{r['name']} ({r['id']})", []).append(f"{r['mode']} {far}")
+        listed = "; ".join(f"{k}: {', '.join(v)}" for k, v in list(sites.items())[:10])
+        more = f"; and {len(sites) - 10} more" if len(sites) > 10 else ""
+        logger.warning(
+            "load-providers: %d %s site(s) lie more than %.0f m from a mode's street network and "
+            "are left out of its travel times (the OSM extract does not reach them): %s%s "
+            "(all in manifest stages.providers.off_network); use an OSM extract that covers the "
+            "region plus its buffer: see README 'Street extracts'",
+            len(sites), category, max_snap_m, listed, more,
+        )  # fmt: skip
+    return rows
+
+
 def stage_areas(ctx: BuildContext) -> dict[str, Any]:
-    """Read the census areas and spread their people along the streets."""
+    """Read the areas, write the region's outline and place the areas' people.
+
+    People go at the ``areas.people`` points (e.g. census blocks) where the config names
+    them, else along each area's residential streets. Every people point is snapped to each
+    mode's network (``snap_m_<mode>``), also those beyond the streets: the access stage
+    decides from the snap distance who is covered.
+    """
     cfg = ctx.cfg
     areas = ctx.areas if ctx.areas is not None else read_areas(cfg)
+    ids_are_geoids = geoid_counties(areas["area_id"], unit=cfg.areas.unit) is not None
+    if not ids_are_geoids:
+        logger.info(
+            "load-areas: the %s ids are not census GEOIDs (e.g. %s), so GEOID-based features "
+            "(the county link) are off; name the region's counties under `counties:` in %s "
+            "to switch them on",
+            cfg.areas.unit,
+            areas["area_id"].iloc[0] if len(areas) else "-",
+            cfg.base_dir / f"{cfg.name}.yaml",
+        )
+    region, region_source = region_boundary(cfg, areas)
+    ctx.region = region
     base_mode = "walk" if "walk" in cfg.network.modes else cfg.network.modes[0]
-    people, coverage = allocate_people(areas, ctx.network(base_mode), crs=cfg.crs)
+    points_counts: dict[str, int | float] = {}
+    if cfg.areas.people is not None:
+        people, coverage, points_counts = place_people(
+            areas,
+            read_people_points(cfg),
+            ctx.network(base_mode),
+            crs=cfg.crs,
+            max_distance_m=cfg.areas.people.max_distance_m,
+        )
+    else:
+        people, coverage = allocate_people(areas, ctx.network(base_mode), crs=cfg.crs)
     areas = areas.merge(coverage, on="area_id", how="left")
     frame = pd.DataFrame(
         {"area_id": people.area_id, "weight": people.weight, "lon": people.lon, "lat": people.lat}
@@ -353,25 +450,54 @@ def stage_areas(ctx: BuildContext) -> dict[str, Any]:
         frame[f"node_{mode}"] = snap.node
         frame[f"snap_m_{mode}"] = snap.distance_m
     ctx.areas, ctx.people = areas, frame
-    ctx.writer.write_layer("people", frame, description="dasymetric population points")
+    placement = "points" if cfg.areas.people is not None else "streets"
+    ctx.writer.write_layer(
+        "people",
+        frame,
+        description=(
+            "population points: each area's people at its population points"
+            if placement == "points"
+            else "dasymetric population points"
+        ),
+    )
     outline = gpd.GeoDataFrame(
-        {"name": [cfg.title], "fictional": [cfg.fictional]},
-        geometry=[_region_outline(areas)],
+        {"name": [cfg.title], "fictional": [cfg.fictional], "source": [region_source]},
+        geometry=[region],
         crs="EPSG:4326",
     )
     ctx.writer.write_layer("region", outline, description="the region's outline")
     # The areas layer is written by the access stage with its metrics.
-    ctx.writer.write_layer(
-        "areas", areas, description="census areas (metrics added by compute-access)"
-    )
+    ctx.writer.write_layer("areas", areas, description="areas (metrics added by compute-access)")
+    region_km2 = float(gpd.GeoSeries([region], crs="EPSG:4326").to_crs(cfg.crs).area.iloc[0])
     return {
         "areas": len(areas),
         "unit": cfg.areas.unit,
+        "ids_are_geoids": ids_are_geoids,
+        "ids_generated": cfg.areas.id_column is None,
+        "region_source": region_source,
+        "region_km2": round(region_km2 / 1e6, 2),
         "population": int(areas["population"].sum()),
         "population_covered": round(float(areas["population_covered"].sum())),
         "population_uncovered": round(float(areas["population_uncovered"].sum())),
+        "people_placement": placement,
         "people_points": len(frame),
+        **({"people_from_points": points_counts} if points_counts else {}),
     }
+
+
+def _area_inputs(cfg: RegionConfig) -> list[tuple[str, Any]]:
+    """The files the areas stage reads beside the area file: (manifest role, config item)."""
+    ac = cfg.areas
+    items: list[tuple[str, Any]] = []
+    if ac.population_table is not None:
+        items.append(("areas.population", ac.population_table))
+    if ac.people is not None:
+        items.append(("areas.people", ac.people))
+        if ac.people.population is not None:
+            items.append(("areas.people.population", ac.people.population))
+    if cfg.boundary is not None:
+        items.append(("boundary", cfg.boundary))
+    return items
 
 
 def _project(people: People, crs: str) -> tuple[np.ndarray, np.ndarray]:
@@ -388,7 +514,11 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     areas = ctx.layer("areas")
     people = ctx.layer("people")
     areas = areas[
-        [c for c in areas.columns if not c.startswith(("t_", "share_", "desert_", "nearest_"))]
+        [
+            c
+            for c in areas.columns
+            if not c.startswith(("t_", "share_", "desert_", "nearest_", "not_covered_"))
+        ]
     ]
     bands = [float(b) for b in cfg.access.bands_min]
     categories = [c for c in CATEGORIES if site_mask(providers, c).any()]
@@ -403,10 +533,33 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     tasks = [(c, m) for m in cfg.network.modes for c in categories]
     bar = tqdm(tasks, desc="compute-access", unit="pair", disable=not ctx.progress, leave=False)
     samples_by_mode = {}
+    outline = _region_outline(ctx)
+    # One model of who is counted: a people point is covered by a mode when the mode's nearest
+    # node is within access.cover_m; people the areas stage left beyond the network have no
+    # point at all. Everyone else is "not covered", never in a desert, a band or within reach.
+    covered_by_mode: dict[str, np.ndarray] = {}
+    person_cells: dict[str, np.ndarray] = {}
+    coverage: dict[str, dict[str, Any]] = {}
     for mode in cfg.network.modes:
         net = ctx.network(mode)
         samples_by_mode[mode] = samples = sample_streets(net)
         samples_by_mode[mode + "_parent"] = parent_cells(samples.cell, cfg.access.h3_resolution)
+        snap_people = people[f"snap_m_{mode}"].to_numpy()
+        covered_by_mode[mode] = covered_mask(snap_people, cfg.access.cover_m)
+        # Per area, the same rule: its people minus those of its points the mode covers.
+        area_covered = np.bincount(
+            area_index, weights=np.where(covered_by_mode[mode], weight, 0.0), minlength=n_areas
+        )
+        metrics[f"not_covered_{mode}"] = np.clip(
+            areas["population"].to_numpy(dtype=float) - area_covered, 0.0, None
+        ).round(1)
+        # Each point's fine cell at the mode's polygon resolution: drawn wherever it is counted.
+        person_cells[mode] = cells_of(
+            people["lat"].to_numpy(float), people["lon"].to_numpy(float), samples.res
+        )
+        coverage[mode] = _mode_coverage(
+            mode, covered_by_mode[mode], weight, total_people, cfg.access.cover_m, samples, outline
+        )
     arrays: dict[str, dict[str, np.ndarray]] = {m: {} for m in cfg.network.modes}
     for category, mode in bar:
         bar.set_postfix_str(f"{category}/{mode}")
@@ -431,10 +584,14 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
 
         # People: time, then area aggregates.
         node = people[f"node_{mode}"].to_numpy()
-        snap_m = people[f"snap_m_{mode}"].to_numpy()
-        t_person = res.time_s[node] + snap_m / net.walk_speed_mps
-        covered = snap_m <= cfg.network.max_snap_m
-        t_person = np.where(covered, t_person, np.nan)
+        t_person = people_times(
+            res.time_s,
+            node,
+            people[f"snap_m_{mode}"].to_numpy(),
+            walk_speed_mps=net.walk_speed_mps,
+            cover_m=cfg.access.cover_m,
+        )
+        covered = covered_by_mode[mode]
         key = f"{category}_{mode}"
         reach = np.isfinite(t_person)
         w = np.where(reach, weight, 0.0)
@@ -467,8 +624,13 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
         samples = samples_by_mode[mode]
         s_time = sample_times(samples, res.time_s)
         cells, best = cell_times(samples, res.time_s)
-        for band, poly in zip(bands, band_polygons(cells, best, bands), strict=True):
-            people_in = float(weight[covered & (t_person <= band * 60.0)].sum())
+        for band in bands:
+            in_band = covered & (t_person <= band * 60.0)
+            people_in = float(weight[in_band].sum())
+            # The band's streets plus the cells of every point counted within it.
+            poly = cells_to_polygon(
+                band_cells(cells, best, band * 60.0, person_cells[mode], t_person, weight)
+            )
             iso_rows.append(
                 {
                     "category": category,
@@ -486,8 +648,15 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
             "median_minutes": _weighted_median(t_person[covered], weight[covered]),
         }
         if threshold is not None:
+            # Streets beyond the threshold plus the cells of every point counted in the desert
+            # (whose own walk to the street may be what puts them beyond), clipped to the region.
             desert_poly = shapely.intersection(
-                desert_polygon(cells, best, threshold), _region_outline(areas)
+                cells_to_polygon(
+                    desert_cells(
+                        cells, best, threshold * 60.0, person_cells[mode], t_person, weight
+                    )
+                ),
+                outline,
             )
             people_out = float(weight[beyond].sum())
             people_cov = float(weight[covered].sum())
@@ -507,7 +676,7 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
                 threshold_min=threshold,
                 people_within=round(people_cov - people_out),
                 people_in_desert=round(people_out),
-                people_not_covered=round(total_people - people_cov),
+                people_not_covered=coverage[mode]["not_covered"],
             )
         summary[key] = entry
     bar.close()
@@ -529,7 +698,8 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
             stops,
             description="transit stops with the walk to the nearest care of each category",
         )
-    areas = areas.copy()
+    # The areas stage's placement figures give way to the one per-mode rule above.
+    areas = areas.drop(columns=["population_covered", "population_uncovered"], errors="ignore")
     for name, values in metrics.items():
         areas[name] = values
     ctx.writer.write_layer(
@@ -558,7 +728,14 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     if "barriers" in ctx.writer.layers and len(deserts):
         from etl.inputs.barriers import desert_and_blocked
 
-        blocked = desert_and_blocked(deserts.to_crs(cfg.crs), ctx.layer("barriers"))
+        points = gpd.GeoDataFrame(
+            {"weight": weight},
+            geometry=gpd.points_from_xy(people["lon"], people["lat"]),
+            crs="EPSG:4326",
+        )
+        blocked = desert_and_blocked(
+            deserts.to_crs(cfg.crs), ctx.layer("barriers"), people=points
+        )
         ctx.writer.write_layer(
             "desert_blocked",
             blocked.to_crs("EPSG:4326"),
@@ -583,7 +760,91 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
         "deserts": len(deserts),
         "desert_blocked": blocked_rows,
         "grid_cells": len(grid_gdf),
+        "coverage": coverage,
         "summary": summary,
+    }
+
+
+#: Share of the people or of the region's area beyond a mode's network above which the build
+#: warns that the street extract does not cover the region.
+COVERAGE_WARN_SHARE = 0.05
+
+
+def _mode_coverage(
+    mode: str,
+    covered: np.ndarray,
+    weight: np.ndarray,
+    population: float,
+    cover_m: float,
+    samples: Any,
+    outline: shapely.Geometry,
+) -> dict[str, Any]:
+    """Who a mode's network covers: the one number every page, print and export shows.
+
+    Parameters
+    ----------
+    mode
+        The travel mode.
+    covered
+        Per people point: its nearest node of the mode is within ``cover_m``.
+    weight
+        People per point.
+    population
+        The region's population (people without a point are not covered).
+    cover_m
+        ``access.cover_m``.
+    samples
+        The mode's street samples (:func:`etl.engine.streets.sample_streets`).
+    outline
+        The region's outline (WGS84).
+
+    Returns
+    -------
+    dict
+        ``cover_m``, ``people``, ``covered``, ``not_covered`` (integers, people = covered +
+        not_covered = the region's population) and ``area_beyond_share`` (share of the
+        region's land farther than about 0.5-1 km from the mode's streets).
+    """
+    import h3
+
+    people = round(float(population))
+    n_covered = min(round(float(weight[covered].sum())), people)
+    not_covered = people - n_covered
+    # Land beyond the network, as the areas stage measures it (etl.inputs.areas._coverage):
+    # res-9 cells of the region whose res-8 parent is not within one res-8 ring (≈ 0.5-1 km)
+    # of a street. Fields and woods between country roads are not "beyond"; a clipped
+    # extract's missing kilometres are.
+    street = {h3.cell_to_parent(h3.int_to_str(int(c)), 8) for c in np.unique(samples.cell)}
+    near: set[str] = set()
+    for c in street:
+        near.update(h3.grid_disk(c, 1))
+    region_cells: set[str] = set()
+    for part in getattr(outline, "geoms", [outline]):
+        if not part.is_empty:
+            region_cells.update(h3.geo_to_cells(part.__geo_interface__, 9))
+    inside = sum(h3.cell_to_parent(c, 8) in near for c in region_cells)
+    area_beyond = 1.0 - inside / len(region_cells) if region_cells else 0.0
+    share_people = not_covered / people if people else 0.0
+    logger.info(
+        "compute-access: %s network covers %s of %s people (nearest node within %g m); "
+        "%s not covered; %.1f %% of the region's land beyond it",
+        mode, f"{n_covered:,}", f"{people:,}", cover_m, f"{not_covered:,}", 100 * area_beyond,
+    )  # fmt: skip
+    if share_people > COVERAGE_WARN_SHARE or area_beyond > COVERAGE_WARN_SHARE:
+        logger.warning(
+            "compute-access: %s of %s people (%.1f %%) and %.1f %% of the region's land lie "
+            "beyond the %s street network (people farther than %g m from it are counted as not "
+            "covered); use an OSM extract that covers the region plus its buffer: "
+            "see README 'Street extracts'",
+            f"{not_covered:,}", f"{people:,}", 100 * share_people, 100 * area_beyond, mode,
+            cover_m,
+        )  # fmt: skip
+    return {
+        "cover_m": float(cover_m),
+        "people": people,
+        "covered": n_covered,
+        "not_covered": not_covered,
+        "area_beyond_share": round(area_beyond, 4),
     }
 
 
@@ -684,8 +945,7 @@ def _config_paths(cfg: RegionConfig) -> list[Path]:
     paths = [cfg.resolve(s.path) for s in cfg.providers] + [cfg.resolve(cfg.areas.path)]
     if cfg.network.osm is not None:
         paths.append(cfg.resolve(cfg.network.osm.path))
-    if cfg.areas.population is not None:
-        paths.append(cfg.resolve(cfg.areas.population.path))
+    paths += [cfg.resolve(item.path) for _, item in _area_inputs(cfg)]
     paths += [cfg.resolve(o.path) for o in cfg.overdose]
     if cfg.places is not None:
         paths.append(cfg.resolve(cfg.places.path))
@@ -703,8 +963,7 @@ def _inputs(cfg: RegionConfig) -> list[dict[str, Any]]:
     for src in cfg.providers:
         records.append(_input_record(cfg, f"providers.{src.name}", src))
     records.append(_input_record(cfg, "areas", cfg.areas))
-    if cfg.areas.population is not None:
-        records.append(_input_record(cfg, "areas.population", cfg.areas.population))
+    records += [_input_record(cfg, role, item) for role, item in _area_inputs(cfg)]
     for k, src in enumerate(cfg.overdose):
         records.append(_input_record(cfg, f"overdose.{k}", src))
     if cfg.places is not None:
@@ -715,6 +974,8 @@ def _inputs(cfg: RegionConfig) -> list[dict[str, Any]]:
         records.append(_input_record(cfg, "zoning.rules", rules))
     if cfg.transit is not None:
         records.append(_input_record(cfg, "transit", cfg.transit))
+    if cfg.county_outlines is not None:
+        records.append(_input_record(cfg, "county_outlines", cfg.county_outlines))
     return records
 
 
@@ -775,6 +1036,7 @@ def run_build(
         raise BundleError(msg)
     if cfg.generate is not None:
         ensure_generated_inputs(cfg)
+    cfg = resolve_crs(cfg)  # the config's crs, or the UTM zone validate prints
     inputs = _inputs(cfg)
     t_all = time.perf_counter()
     with write_bundle(geodata_dir, cfg.name, seed_from_current=start != "network") as writer:
@@ -787,6 +1049,7 @@ def run_build(
             stage_counts[stage] = counts
             logger.info("stage %-9s done in %6.2f s: %s", stage, counts["seconds"], _brief(counts))
         _check_privacy(writer)
+        _check_drawn(writer)
         write_manifest(writer, _manifest(cfg, inputs, stage_counts))
     logger.info("build %s: bundle %s in %.1f s", cfg.name, target, time.perf_counter() - t_all)
     return target
@@ -809,10 +1072,52 @@ def _check_privacy(writer: BundleWriter) -> None:
     assert_no_exact_points(frames)
 
 
+#: Layers whose rows count people inside their geometry (``population``).
+DRAWN_LAYERS: tuple[str, ...] = ("deserts", "isochrones", "desert_blocked")
+
+
+def _check_drawn(writer: BundleWriter) -> None:
+    """Refuse to publish a bundle that counts people in a row with nothing to draw.
+
+    A desert, band or blocked-desert row with ``population`` > 0 must carry a non-empty
+    geometry (stage_access adds the cells of every counted people point), or the map and the
+    slides would show nothing where the number says people are.
+
+    Raises
+    ------
+    BundleError
+        Naming the layer, the row (category, mode, minutes) and the people counted.
+    """
+    for name in DRAWN_LAYERS:
+        info = writer.layers.get(name)
+        if info is None:
+            continue
+        frame = gpd.read_parquet(writer.tmp / info["file"])
+        if "population" not in frame.columns or frame.empty:
+            continue
+        people = pd.to_numeric(frame["population"], errors="coerce").fillna(0).to_numpy()
+        geom = frame.geometry
+        blank = (geom.isna() | geom.is_empty).to_numpy()
+        bad = np.flatnonzero((people > 0) & blank)
+        if len(bad):
+            row = frame.iloc[bad[0]]
+            what = ", ".join(
+                f"{k} {row[k]}" for k in ("category", "mode", "minutes", "rule") if k in frame
+            )
+            msg = (
+                f"layers/{name}.parquet row {int(bad[0])} ({what}) counts {int(people[bad[0]]):,} "
+                f"people but has an empty geometry ({len(bad)} such row(s), "
+                f"{int(people[bad].sum()):,} people): nothing would be drawn where they are "
+                "counted; rebuild with `access-atlas compute-access <config>`"
+            )
+            raise BundleError(msg)
+    logger.info("check_drawn: %d layers checked", sum(n in writer.layers for n in DRAWN_LAYERS))
+
+
 def _brief(counts: dict[str, Any]) -> str:
     parts = []
     for k, v in counts.items():
-        if k in {"seconds", "summary", "sources", "reports", "feed"}:
+        if k in {"seconds", "summary", "sources", "reports", "feed", "coverage", "off_network"}:
             continue
         if isinstance(v, dict):
             v = ", ".join(
@@ -847,6 +1152,7 @@ def _manifest(
             "use_maxspeed": nc.use_maxspeed,
             "congestion_factor": nc.congestion_factor,
             "max_snap_m": nc.max_snap_m,
+            "cover_m": cfg.access.cover_m,
             "h3_resolution": cfg.access.h3_resolution,
             "buffer_km": cfg.buffer_km,
             "direction": "from people to care (reversed-graph Dijkstra)",

@@ -238,7 +238,7 @@ def nearest_care(rd: RegionData, place: Place, *, categories: list[str] | None =
         snap = snap_points(net, np.array([x]), np.array([y]))
         node, dist = int(snap.node[0]), float(snap.distance_m[0])
         snap_m[mode] = round(dist, 1)
-        covered[mode] = dist <= rd.max_snap_m
+        covered[mode] = dist <= rd.cover_m
         arrays = rd.access(mode)
         found: list[tuple[str, float, int]] = []
         for cat in categories:

@@ -428,6 +428,9 @@ class BaselineAccess:
         The region's name.
     grid_res
         H3 resolution of the bundle's hexagon grid layer (``access.h3_resolution``), or None.
+    cover_m
+        People whose nearest node is farther than this are not covered (``access.cover_m``);
+        None (bundles built before it): ``max_snap_m``.
     """
 
     mode: str
@@ -442,6 +445,7 @@ class BaselineAccess:
     barriers: gpd.GeoDataFrame | None = None
     region: str | None = None
     grid_res: int | None = None
+    cover_m: float | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.RLock, repr=False, compare=False)
 
@@ -485,6 +489,7 @@ class BaselineAccess:
             barriers=barriers,
             region=bundle.manifest.get("region"),
             grid_res=settings.get("h3_resolution"),
+            cover_m=settings.get("cover_m"),
         )
         try:
             stored = bundle.access_arrays(mode)
@@ -529,6 +534,7 @@ class BaselineAccess:
         barriers: gpd.GeoDataFrame | None = None,
         region: str | None = None,
         grid_res: int | None = None,
+        cover_m: float | None = None,
     ) -> BaselineAccess:
         """Build from plain frames; providers and people without ``node_<mode>`` are snapped.
 
@@ -581,6 +587,7 @@ class BaselineAccess:
             barriers=barriers,
             region=region,
             grid_res=None if grid_res is None else int(grid_res),
+            cover_m=None if cover_m is None else float(cover_m),
         )
 
     # -- cached pieces ---------------------------------------------------------------------
@@ -644,7 +651,7 @@ class BaselineAccess:
     def _people_arrays(self) -> dict[str, np.ndarray]:
         def make() -> dict[str, np.ndarray]:
             snap = self.people[f"snap_m_{self.mode}"].to_numpy(dtype=float)
-            covered = snap <= self.max_snap_m
+            covered = snap <= (self.max_snap_m if self.cover_m is None else self.cover_m)
             node = np.where(covered, self.people[f"node_{self.mode}"].to_numpy(dtype=float), 0)
             if self.areas is not None and "area_id" in self.areas:
                 idx = pd.Index(self.areas["area_id"].astype(str)).get_indexer(

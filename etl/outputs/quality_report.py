@@ -15,6 +15,8 @@ Files written (:func:`write_quality_report`):
     every rejected row: source, file, row (as a spreadsheet shows it), reason, raw fields;
 ``providers_merges.csv``
     every merged row and the site it joined;
+``providers_off_network.csv``
+    every site farther than ``network.max_snap_m`` from a mode's streets, with the reason;
 ``providers_quality.html``
     the same in one self-contained page (rejects listed up to ``max_html_rows``).
 """
@@ -142,6 +144,8 @@ def render_html(
     title: str = "Providers: data quality report",
     region: str = "",
     max_html_rows: int = 500,
+    off_network: list[dict] | None = None,
+    max_snap_m: float | None = None,
 ) -> str:
     """Return the report as one self-contained HTML page.
 
@@ -155,6 +159,11 @@ def render_html(
         Region name shown under the title.
     max_html_rows
         List at most this many rejected and merged rows (the CSV files hold them all).
+    off_network
+        Sites farther than ``max_snap_m`` from a mode's streets (``id``, ``name``,
+        ``category``, ``mode``, ``snap_m``), left out of that mode's travel times.
+    max_snap_m
+        The distance, metres, printed with them.
 
     Returns
     -------
@@ -209,8 +218,34 @@ def render_html(
             f" (first {max_html_rows:,} of {len(merges):,})" if len(merges) > max_html_rows else ""
         )
         parts += [f"<h2>Merged rows{esc(more)}</h2>", _html_table(merges.head(max_html_rows))]
+    if off_network:
+        far = f"more than {max_snap_m:g} m" if max_snap_m else "too far"
+        parts += [
+            "<h2>Sites beyond the street network</h2>",
+            f'<p class="bad">{len({r["id"] for r in off_network}):,} sites lie {esc(far)} '
+            "from a mode's streets and are left out of that mode's travel times (listed in "
+            "providers_off_network.csv). Use an OSM extract that covers the region plus its "
+            "buffer: see README 'Street extracts'.</p>",
+            _html_table(off_network_table(off_network)),
+        ]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def off_network_table(off_network: list[dict]) -> pd.DataFrame:
+    """One row per (site, mode) beyond the street network, with the reason in words."""
+    frame = pd.DataFrame(off_network, columns=["id", "name", "category", "mode", "snap_m"])
+    how = {"drive": "by car", "walk": "on foot"}
+    frame["reason"] = [
+        f"not routed {how.get(r['mode'], r['mode'])}: "
+        + (
+            f"{r['snap_m'] / 1000:.1f} km from the street network"
+            if r.get("snap_m") is not None
+            else "no street network nearby"
+        )
+        for r in off_network
+    ]
+    return frame
 
 
 def write_quality_report(
@@ -220,6 +255,8 @@ def write_quality_report(
     title: str = "Providers: data quality report",
     region: str = "",
     max_html_rows: int = 500,
+    off_network: list[dict] | None = None,
+    max_snap_m: float | None = None,
 ) -> dict[str, Path]:
     """Write the HTML and CSV quality report files into a folder.
 
@@ -229,13 +266,14 @@ def write_quality_report(
         What :func:`etl.inputs.providers.load_providers` returned.
     out_dir
         Folder to write into (created if missing).
-    title, region, max_html_rows
+    title, region, max_html_rows, off_network, max_snap_m
         As for :func:`render_html`.
 
     Returns
     -------
     dict
-        ``{"html", "summary", "rejects", "merges"}`` → the paths written.
+        ``{"html", "summary", "rejects", "merges"}`` → the paths written, and
+        ``"off_network"`` where ``off_network`` is given (even empty).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -245,13 +283,23 @@ def write_quality_report(
         "rejects": out / "providers_rejects.csv",
         "merges": out / "providers_merges.csv",
     }
+    if off_network is not None:
+        paths["off_network"] = out / "providers_off_network.csv"
+        off_network_table(off_network).to_csv(paths["off_network"], index=False)
     summary_table(result).to_csv(paths["summary"], index=False)
     rejects = result.rejects if result.rejects is not None else pd.DataFrame()
     rejects.to_csv(paths["rejects"], index=False)
     merges = result.merges if result.merges is not None else pd.DataFrame()
     merges.to_csv(paths["merges"], index=False)
     paths["html"].write_text(
-        render_html(result, title=title, region=region, max_html_rows=max_html_rows),
+        render_html(
+            result,
+            title=title,
+            region=region,
+            max_html_rows=max_html_rows,
+            off_network=off_network,
+            max_snap_m=max_snap_m,
+        ),
         encoding="utf-8",
     )
     log.info(
