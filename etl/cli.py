@@ -23,6 +23,9 @@ logger = logging.getLogger("etl")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+#: Exit status when stdout is closed early: 128 + SIGPIPE, as a shell reports it.
+EXIT_BROKEN_PIPE = 141
+
 
 def default_geodata_dir() -> Path:
     """``$ACCESS_ATLAS_GEODATA`` or the repository's ``geodata/`` folder."""
@@ -112,7 +115,37 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status."""
+    """Run the CLI; return the exit status.
+
+    When stdout is closed early (``access-atlas info X | head``) the command stops quietly
+    with status 141 (128 + SIGPIPE, what a shell shows for a command the pipe ended),
+    its remaining output sent to /dev/null, as the Python docs on SIGPIPE recommend.
+    """
+    try:
+        status = _main(argv)
+    except SystemExit:  # argparse's --help, --version and usage errors
+        if not _flush_stdout():
+            return EXIT_BROKEN_PIPE
+        raise
+    except BrokenPipeError:
+        _flush_stdout()
+        return EXIT_BROKEN_PIPE
+    return status if _flush_stdout() else EXIT_BROKEN_PIPE
+
+
+def _flush_stdout() -> bool:
+    """Flush stdout; on a closed pipe point it at /dev/null and return False."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return False
+    return True
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     _setup_logging(args.quiet)
     geodata = args.geodata_dir or default_geodata_dir()
@@ -148,13 +181,7 @@ def _dispatch(args: argparse.Namespace, geodata: Path) -> int:
         print(path)
         return 0
     if args.command == "validate":
-        cfg = load_config(args.config)
-        records = pipeline._inputs(cfg) if cfg.generate is None else []
-        print(
-            f"{args.config}: valid region config {cfg.name!r} ({cfg.title}); "
-            f"{len(records) or 'generated'} input files checked"
-        )
-        return 0
+        return _validate(args.config)
     if args.command == "generate-demo":
         cfg = load_config(args.config)
         if cfg.generate is None:
@@ -171,6 +198,31 @@ def _dispatch(args: argparse.Namespace, geodata: Path) -> int:
             print(_info_text(bundle.manifest))
         return 0
     raise AssertionError(args.command)  # pragma: no cover
+
+
+def _validate(config: Path) -> int:
+    """Print every problem ``build`` would hit, one a line; 2 when any is an error."""
+    from etl.validate import validate_config
+
+    cfg = load_config(config)
+    report = validate_config(cfg)
+    for problem in report.problems:
+        print(problem.line())
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    warned = f", {n_warn} warning{'s' * (n_warn != 1)}" if n_warn else ""
+    if n_err:
+        print(
+            f"access-atlas: error: {config}: {n_err} error{'s' * (n_err != 1)}{warned}; "
+            "`build` would fail: fix the lines above and validate again",
+            file=sys.stderr,
+        )
+        return 2
+    print(
+        f"{config}: valid region config {cfg.name!r} ({cfg.title}); {report.files} input "
+        f"files opened{warned}, crs {report.crs or 'chosen at build'}, "
+        f"in {report.seconds:.1f} s"
+    )
+    return 0
 
 
 def _info_text(m: dict) -> str:

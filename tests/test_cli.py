@@ -264,6 +264,44 @@ def test_validate_and_info(built: tuple[Path, Path]) -> None:
     assert json.loads(res.stdout)["region"] == "gridton"
 
 
+def test_build_without_crs_uses_the_zone_validate_prints(tmp_path: Path) -> None:
+    cfg = write_region(tmp_path)
+    data = yaml.safe_load(cfg.read_text())
+    del data["crs"]
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    shown = atlas("validate", cfg)
+    assert "using EPSG:32617 (UTM 17N) from the areas' centre" in shown.stdout
+    res = atlas("build", cfg, "--geodata-dir", tmp_path / "geo")
+    assert res.returncode == 0, res.stderr
+    assert "crs: not given; using EPSG:32617 (UTM 17N)" in res.stderr
+    assert Bundle.open(tmp_path / "geo" / "gridton").manifest["crs"] == "EPSG:32617"
+
+
+def test_info_into_head_or_a_closed_pipe_has_no_traceback(built: tuple[Path, Path]) -> None:
+    """`access-atlas info X | head -1`: the first line, then a quiet stop (issue 12)."""
+    _, geo = built
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "etl", "info", "gridton", "--geodata-dir", str(geo), "--json"]
+    shell = subprocess.run(
+        " ".join(f"'{c}'" for c in cmd) + " | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert shell.stdout == "{\n" and shell.returncode == 0
+    assert "Traceback" not in shell.stderr and "BrokenPipe" not in shell.stderr
+    # The same with the pipe closed before a byte is written (what `head` may do any time).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
 def test_missing_bundle_and_missing_config_are_clear(tmp_path: Path) -> None:
     res = atlas("info", "nowhere", "--geodata-dir", tmp_path)
     assert res.returncode == 2 and "no region bundle here" in res.stderr

@@ -31,6 +31,7 @@ LAYER_OF = {
     "etl.outputs": "outputs",
     "etl.pipeline": "pipeline",
     "etl.cli": "pipeline",
+    "etl.validate": "pipeline",
     "etl.cli_export": "pipeline",
     "etl.__main__": "pipeline",
     "viewmodel": "viewmodel",
