@@ -53,7 +53,7 @@ from etl.outputs.export import FORMATS, KNOWN_LAYERS, safe_path
 from layouts import map_page as mp
 from layouts import townhall as th
 from viewmodel.data import RegionData, map_options, region_data
-from viewmodel.state import Options, parse_state
+from viewmodel.state import Options, decode_scenario, parse_state
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,10 @@ class ExportRequest:
     data
         Layer names for a data export (None: every one of :data:`EXPORT_LAYERS` present).
     threshold
-        The threshold on the map (minutes; printed maps use the configured one).
+        The threshold on the map (minutes): every file draws and counts the desert at it.
+    scenario
+        The What-if scenario token open on the page (``w=``), or ``""``; files built with
+        one say their figures are the baseline.
     """
 
     kind: str
@@ -180,11 +183,11 @@ class ExportRequest:
     bbox: tuple[float, float, float, float] | None = None
     data: tuple[str, ...] | None = None
     threshold: int = 30
+    scenario: str = ""
 
     def key(self) -> str:
-        """A hash of what changes the file (the threshold does not)."""
+        """A hash of what changes the file (the threshold and an open scenario do)."""
         fields = asdict(self)
-        fields.pop("threshold")
         if self.kind in th.DATA_EXPORTS:
             fields.pop("layers")
             fields.pop("unit")
@@ -199,7 +202,7 @@ class ExportRequest:
 
     def query(self) -> str:
         """The route's query string for this request (without ``?``)."""
-        params: dict[str, str] = {"cat": self.category, "mode": self.mode}
+        params: dict[str, str] = {"cat": self.category, "mode": self.mode, "t": str(self.threshold)}
         if self.kind not in th.DATA_EXPORTS and self.kind != "factsheet":
             params["layers"] = ",".join(self.layers)
             params["unit"] = self.unit
@@ -208,6 +211,8 @@ class ExportRequest:
                 params["bbox"] = ",".join(f"{v:.4f}" for v in self.bbox)
             if self.data is not None:
                 params["data"] = ",".join(self.data)
+        if self.scenario:
+            params["w"] = self.scenario
         return urlencode(params, safe=",")
 
 
@@ -237,11 +242,18 @@ def export_request(kind: str, query: str | None, options: Options) -> ExportRequ
     params = parse_qs(query, keep_blank_values=True)
     for key, valid in (("cat", options.categories), ("mode", options.modes)):
         given = params.get(key)
-        if given and given[-1] not in valid:
+        if given and given[-1] not in valid and given[-1] not in options.no_data:
             what = "category" if key == "cat" else "travel mode"
             msg = f"unknown {what} {given[-1][:40]!r} for this region; valid: {', '.join(valid)}"
             raise ExportError(msg)
     state = parse_state(query, options, default_region=options.regions[0])
+    if not options.has_data(state.category):
+        reason = options.no_data.get(state.category, "no sites")
+        msg = (
+            f"no data for {state.category} in this region ({reason}), so there is nothing to "
+            "print or export for it; choose another kind of care"
+        )
+        raise ExportError(msg)
     bbox = _bbox(params.get("bbox", [None])[-1])
     data = None
     if params.get("data") and params["data"][-1].strip():
@@ -259,6 +271,7 @@ def export_request(kind: str, query: str | None, options: Options) -> ExportRequ
         bbox=bbox,
         data=data,
         threshold=state.threshold,
+        scenario=state.scenario,
     )
 
 
@@ -403,6 +416,7 @@ def _cached(folder: Path) -> Path | None:
 def _build(rd: RegionData, request: ExportRequest, work: Path) -> None:
     """Write the one file of an export into ``work``."""
     bundle = rd.bundle
+    scenario = _scenario_text(request.scenario)
     if request.kind in th.DATA_EXPORTS:
         from etl.outputs.export import export_layers
 
@@ -410,18 +424,52 @@ def _build(rd: RegionData, request: ExportRequest, work: Path) -> None:
         filters: dict[str, Any] = {"category": [request.category], "mode": [request.mode]}
         if request.bbox is not None:
             filters["bbox"] = request.bbox
-        export_layers(bundle, work, layers=list(names), fmt=request.kind, filters=filters)
+        export_layers(
+            bundle,
+            work,
+            layers=list(names),
+            fmt=request.kind,
+            filters=filters,
+            threshold=request.threshold,
+            scenario=scenario,
+        )
         return
     from etl.outputs.render import fact_sheet, render_map
 
+    view = {"threshold": request.threshold, "scenario": scenario}
     if request.kind == "factsheet":
         out = work / "fact-sheet.pdf"
-        fact_sheet(bundle, out, category=request.category, mode=request.mode)
+        fact_sheet(bundle, out, category=request.category, mode=request.mode, **view)
     else:
         out = work / f"map.{request.kind}"
         render_map(
-            bundle, out, category=request.category, mode=request.mode, layers=render_layers(request)
+            bundle,
+            out,
+            category=request.category,
+            mode=request.mode,
+            layers=render_layers(request),
+            **view,
         )
+
+
+def _scenario_text(token: str) -> str | None:
+    """One line naming an open What-if scenario (None: no scenario)."""
+    if not token:
+        return None
+    store = decode_scenario(token) or {}
+    changes = store.get("changes") or []
+    name = str(store.get("name") or "unnamed")[:60]
+    return f"“{name}”, {len(changes)} change{'s' if len(changes) != 1 else ''}"
+
+
+def _view_line(request: ExportRequest) -> str:
+    """What the file was built for, as the page says it."""
+    from etl.outputs.export import view_text
+
+    text = view_text(request.category, request.mode, request.threshold)
+    if request.scenario:
+        text += "; figures are the baseline, without the What-if scenario"
+    return text
 
 
 def _prune(region_dir: Path, *, keep: str) -> None:
@@ -574,9 +622,7 @@ def export_outcome(
         html.A(name, href=href, download=name),
         f" ({size / 1e6:.1f} MB)." if size >= 100_000 else f" ({size / 1e3:.0f} kB).",
     ]
-    configured = options.default_threshold(request.category, request.mode)
-    if kind in ("png", "pdf", "factsheet") and request.threshold != configured:
-        note.append(f" Printed maps use the configured threshold of {configured} min.")
+    note.append(f" {_view_line(request)}.")
     return [html.P(note, className="atlas-small")], {"href": href, "name": name, "t": time.time()}
 
 

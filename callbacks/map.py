@@ -33,7 +33,13 @@ from etl.categories import CATEGORY_COLOURS
 from layouts import map_page as mp
 from layouts.methods import methods_page
 from layouts.overview import error_page
-from layouts.panels import area_details, lookup_panel, provider_details, summary_panel
+from layouts.panels import (
+    area_details,
+    lookup_panel,
+    no_data_panel,
+    provider_details,
+    summary_panel,
+)
 from viewmodel.data import (
     RegionData,
     access_summary,
@@ -160,15 +166,21 @@ def osm_attribution(manifest: dict[str, Any]) -> str:
 
 def page_model(rd: RegionData, state: MapState, options: Options, *, default: str) -> mp.PageModel:
     """Everything the map page needs, from the bundle and the state."""
-    summary = access_summary(rd, state.category, state.mode, state.threshold)
+    if options.has_data(state.category):
+        summary = summary_panel(
+            access_summary(rd, state.category, state.mode, state.threshold),
+            category=state.category,
+            mode=state.mode,
+            threshold=state.threshold,
+        )
+    else:  # a link to a category without data: say so, never switch silently
+        summary = no_data_panel(state.category, options.no_data.get(state.category, ""))
     return mp.PageModel(
         manifest=rd.manifest,
         state=state,
         options=options,
         urls=layer_urls(rd),
-        summary=summary_panel(
-            summary, category=state.category, mode=state.mode, threshold=state.threshold
-        ),
+        summary=summary,
         defaults=mp.defaults_store(state, options, default_region=default),
         overdose=overdose_model(rd),
         filters=provider_filters(rd),

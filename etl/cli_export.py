@@ -3,7 +3,7 @@
 ``access-atlas export REGION``
     Layers as a zipped Shapefile, GeoPackage, GeoJSON or CSV tables, with metadata and a
     data dictionary (:func:`etl.outputs.export.export_layers`).
-``access-atlas render-map REGION OUT.png|OUT.pdf --category C --mode M``
+``access-atlas render-map REGION OUT.png|OUT.pdf --category C --mode M [--threshold MIN]``
     The map of one category and mode on paper or a slide (:func:`etl.outputs.render.render_map`).
 ``access-atlas fact-sheet REGION OUT.pdf``
     A one-page fact sheet (:func:`etl.outputs.render.fact_sheet`).
@@ -28,6 +28,10 @@ from etl.categories import CATEGORIES, MODES
 COMMANDS: Final[tuple[str, ...]] = ("export", "render-map", "fact-sheet", "build-tiles")
 
 _REGION_NAME: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_THRESHOLD_HELP: Final[str] = (
+    "desert threshold in minutes: the desert is drawn and counted at it, recomputed from the "
+    "bundle's travel times (default: the region config's)"
+)
 
 
 def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
@@ -62,6 +66,8 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
                    help="keep features intersecting this lon/lat box")  # fmt: skip
     p.add_argument("--minutes", type=float, action="append",
                    help="keep only this isochrone band (repeatable)")  # fmt: skip
+    p.add_argument("--threshold", type=float, default=None, metavar="MIN",
+                   help=_THRESHOLD_HELP)  # fmt: skip
 
     p = subparsers.add_parser("render-map", parents=[common_parent],
                               help="render the map of a category and mode, PNG or PDF")  # fmt: skip
@@ -73,6 +79,8 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
                    help=f"comma-separated, from: {', '.join(MAP_LAYERS)}")  # fmt: skip
     p.add_argument("--title", default=None, help="map title (default: category and mode)")
     p.add_argument("--dpi", type=int, default=None, help="PNG resolution (default 200)")
+    p.add_argument("--threshold", type=float, default=None, metavar="MIN",
+                   help=_THRESHOLD_HELP)  # fmt: skip
 
     p = subparsers.add_parser("fact-sheet", parents=[common_parent],
                               help="write a one-page fact sheet PDF for the region")  # fmt: skip
@@ -82,6 +90,8 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
                    help="category on the map (default: methadone, else the first)")  # fmt: skip
     p.add_argument("--mode", default=None, choices=list(MODES))
     p.add_argument("--dpi", type=int, default=None)
+    p.add_argument("--threshold", type=float, default=None, metavar="MIN",
+                   help=_THRESHOLD_HELP)  # fmt: skip
 
     p = subparsers.add_parser("build-tiles", parents=[common_parent],
                               help="pre-render offline basemap tiles from the streets")  # fmt: skip
@@ -124,16 +134,18 @@ def run(args: argparse.Namespace, geodata_dir: str | Path) -> int:
         }  # fmt: skip
         filters = {k: v for k, v in filters.items() if v}
         path = export_layers(bundle, args.out, layers=args.layers, fmt=args.fmt,
-                             filters=filters or None)  # fmt: skip
+                             filters=filters or None, threshold=args.threshold)  # fmt: skip
     elif args.command == "render-map":
         from etl.outputs.render import render_map
 
         path = render_map(bundle, args.out, category=args.category, mode=args.mode,
-                          layers=args.layers, title=args.title, dpi=args.dpi)  # fmt: skip
+                          layers=args.layers, title=args.title, dpi=args.dpi,
+                          threshold=args.threshold)  # fmt: skip
     elif args.command == "fact-sheet":
         from etl.outputs.render import fact_sheet
 
-        path = fact_sheet(bundle, args.out, category=args.category, mode=args.mode, dpi=args.dpi)
+        path = fact_sheet(bundle, args.out, category=args.category, mode=args.mode, dpi=args.dpi,
+                          threshold=args.threshold)  # fmt: skip
     elif args.command == "build-tiles":
         from etl.outputs.tiles import build_tiles
 

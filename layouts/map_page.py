@@ -190,6 +190,26 @@ def controls(model: PageModel) -> html.Div:
         {"label": html.Span([symbol(c), " ", CATEGORY_LABELS.get(c, c)]), "value": c}
         for c in o.categories
     ]
+    # Categories without data stay in the list, greyed, with the reason (never a silent
+    # switch); the one a link opened stays enabled so the keyboard can reach it.
+    cat_options += [
+        {
+            "label": html.Span(
+                [
+                    symbol(c),
+                    " ",
+                    CATEGORY_LABELS.get(c, c),
+                    html.Span(
+                        f" — no data for this region: {reason}", className="atlas-no-data"
+                    ),
+                ],
+                title=f"No data for this region: {reason}",
+            ),
+            "value": c,
+            "disabled": c != s.category,
+        }
+        for c, reason in o.no_data.items()
+    ]
     mode_options = [{"label": MODE_LABELS.get(m, m), "value": m} for m in o.modes]
     layer_options = [{"label": LAYERS[k], "value": k} for k in LAYERS if k in o.layers]
     site_options = [

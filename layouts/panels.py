@@ -14,6 +14,8 @@ from dash import html
 
 from etl.categories import CATEGORY_COLOURS, CATEGORY_LABELS, CATEGORY_SYMBOLS, MODE_LABELS
 from layouts.theme import BAND_COLOURS, DESERT_COLOUR
+from viewmodel.data import county_label
+from viewmodel.data import overdose_text as _overdose_text
 from viewmodel.lookup import QUALITY_LABELS, Lookup
 
 MODE_VERBS = {"drive": "by car", "walk": "on foot"}
@@ -92,6 +94,24 @@ def bar_chart(
     )
 
 
+def no_data_panel(category: str, reason: str) -> list:
+    """The summary for a category the region has no data for: says so plainly, no numbers."""
+    label = CATEGORY_LABELS.get(category, category)
+    return [
+        html.P(
+            [
+                html.Strong(f"No data for this region: {label.lower()}."),
+                f" {reason[:1].upper()}{reason[1:]}, so there are no travel times, bands or "
+                "desert to show. This is missing data, not an absence of need: choose "
+                "another kind of care to see the map.",
+            ],
+            className="atlas-lead atlas-no-data-message",
+            id="summary-no-data",
+            role="status",
+        )
+    ]
+
+
 def summary_panel(summary: dict[str, Any], *, category: str, mode: str, threshold: float) -> list:
     """The summary: people within and beyond the threshold, deserts, overdoses, charts."""
     focus = summary["focus"]
@@ -119,11 +139,14 @@ def summary_panel(summary: dict[str, Any], *, category: str, mode: str, threshol
             )
         )
     if summary.get("uncovered"):
+        cover_m = (summary.get("coverage") or {}).get("cover_m")
+        how_far = f" (more than {cover_m:g} m from its streets)" if cover_m else ""
         facts.append(
             html.Li(
-                f"{fmt_people(summary['uncovered'])} people live beyond the street "
-                "network's coverage and are counted neither as reached nor as in a "
-                "desert."
+                f"{fmt_people(summary['uncovered'])} people live beyond the "
+                f"{'street' if mode == 'drive' else 'walking'} network{how_far}: not "
+                "covered, counted neither as reached nor as in a desert.",
+                id="summary-not-covered",
             )
         )
     if summary.get("blocked") is not None:
@@ -153,10 +176,13 @@ def summary_panel(summary: dict[str, Any], *, category: str, mode: str, threshol
         facts.append(html.Li(text + "."))
     county = summary.get("county") or []
     for row in county:
-        name = row.get("county") or f"County {row.get('fips', '')}".strip()
+        if row.get("note"):  # no county of the region is known: none from elsewhere is shown
+            facts.append(html.Li(row["note"], className="atlas-overdose"))
+            continue
         facts.append(
             html.Li(
-                overdose_text(row, prefix=f"Overdose deaths, {name}"), className="atlas-overdose"
+                overdose_text(row, prefix=f"Overdose deaths, {county_label(row)}"),
+                className="atlas-overdose",
             )
         )
     if deaths is None and not county:
@@ -230,28 +256,11 @@ def categories_table(
 
 
 def overdose_text(row: dict[str, Any], *, prefix: str = "Overdose deaths") -> str:
-    """An overdose figure with its basis; suppressed and unstable values said as such."""
-    period = f" ({row['period']})" if row.get("period") else ""
-    if row.get("suppressed"):
-        return f"{prefix}{period}: suppressed for privacy (1–9 deaths are never shown)."
-    if row.get("rate_per_100k") is None:
-        if row.get("deaths") is not None:
-            return f"{prefix}{period}: {fmt_people(row['deaths'])} deaths (no rate published)" + (
-                f". Source: {row['source']}." if row.get("source") else "."
-            )
-        return f"{prefix}{period}: not published."
-    basis = row.get("rate_basis") or "crude"
-    text = f"{prefix}{period}: {row['rate_per_100k']:.1f} per 100,000 ({basis} rate"
-    if row.get("deaths") is not None:
-        text += f", {fmt_people(row['deaths'])} deaths"
-    text += ")"
-    if row.get("unstable"):
-        text += "; unstable: fewer than 20 deaths, interpret with care"
-    if row.get("provisional"):
-        text += "; provisional"
-    if row.get("source"):
-        text += f". Source: {row['source']}"
-    return text + "."
+    """An overdose figure with its basis; suppressed and unstable values said as such.
+
+    The same sentence as the fact sheet's (:func:`etl.inputs.counties.overdose_text`).
+    """
+    return _overdose_text(row, prefix=prefix)
 
 
 def _yes_no(value: Any) -> str | None:
@@ -300,7 +309,9 @@ def provider_details(p: dict[str, Any]) -> list:
     rows.append(("Source", src))
     quality = p.get("geocode_quality") or ""
     rows.append(("Location quality", QUALITY_LABELS.get(quality, quality or "—")))
-    if p.get("on_network") is False:
+    if p.get("not_routed"):
+        rows.append(("Not routed", "; ".join(p["not_routed"]).capitalize()))
+    elif p.get("on_network") is False:
         rows.append(("Note", "Far from every street of the network: not counted in travel times."))
     # scenario: "What if this site closed?" hands the site to the What-if panel.
     from layouts.scenario import close_site_button
@@ -324,8 +335,10 @@ def area_details(p: dict[str, Any], *, categories: list[str], modes: list[str]) 
         ("Area", f"{unit} {p.get('area_id', '')}".strip()),
         ("People", fmt_people(p.get("population"))),
     ]
-    if p.get("population_uncovered"):
-        rows.append(("Beyond the street network", fmt_people(p["population_uncovered"])))
+    for m in modes:  # the build's one rule per mode (bundles before it: the areas stage's)
+        n = p.get(f"not_covered_{m}", p.get("population_uncovered"))
+        if n:
+            rows.append((f"Not covered {MODE_VERBS.get(m, m)}", fmt_people(n)))
     head = html.Thead(
         html.Tr(
             [

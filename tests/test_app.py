@@ -169,7 +169,7 @@ def test_people_times_leave_far_people_uncovered() -> None:
         node=np.array([0, 1, 2, 1]),
         snap_m=np.array([10.0, 0.0, 5.0, 2000.0]),
         walk_speed_mps=1.0,
-        max_snap_m=1500.0,
+        cover_m=1500.0,
     )
     assert t[0] == 10.0 and t[1] == 60.0 and np.isinf(t[2]) and np.isnan(t[3])
     s = threshold_summary(t, np.array([1.0, 2.0, 3.0, 4.0]), threshold_min=1)

@@ -232,6 +232,55 @@ def test_sitable_land_and_desert_and_blocked():
     assert both.crs == "EPSG:4326"
 
 
+def _two_areas_half_blocked() -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Areas A (1 km², 1,000 people) and B (1 km², 400); a barrier on A's western half;
+    the desert covers both areas and holds all 1,400 people."""
+    areas = gpd.GeoDataFrame(
+        {"area_id": ["A", "B"], "population": [1000, 400]},
+        geometry=[box(330_000, 4_420_000, 331_000, 4_421_000),
+                  box(331_000, 4_420_000, 332_000, 4_421_000)],
+        crs=UTM,
+    )  # fmt: skip
+    barriers = gpd.GeoDataFrame(
+        {"rule": ["Zoning"], "status": ["prohibited"], "citation": ["§ 1"], "legal_note": ["n"],
+         "caveat": [""]},
+        geometry=[box(330_000, 4_420_000, 330_500, 4_421_000)],
+        crs=UTM,
+    )  # fmt: skip
+    deserts = gpd.GeoDataFrame(
+        {"category": ["methadone"], "mode": ["drive"], "threshold_min": [30.0],
+         "population": [1400], "share": [1.0]},
+        geometry=[box(330_000, 4_420_000, 332_000, 4_421_000)],
+        crs=UTM,
+    ).to_crs("EPSG:4326")  # fmt: skip
+    return areas, barriers, deserts
+
+
+def test_desert_blocked_counts_the_people_on_blocked_land_not_the_whole_desert():
+    areas, barriers, deserts = _two_areas_half_blocked()
+    # by hand: the barrier covers 0.5 of A's 1 km², so 0.5 x 1,000 = 500 people; B none
+    by_area = desert_and_blocked(deserts, barriers, areas=areas, crs=UTM)
+    assert len(by_area) == 1
+    assert by_area["population"].iloc[0] == pytest.approx(500, rel=1e-3)
+    assert by_area["share"].iloc[0] == pytest.approx(500 / 1400, rel=1e-3)
+    assert by_area["area_km2"].iloc[0] == pytest.approx(0.5, rel=1e-3)
+    # people points spread evenly over each area (a 10 x 10 lattice) give the same count
+    xs = (np.arange(10) + 0.5) * 100
+    pts, weights = [], []
+    for x0, pop in ((330_000, 1000), (331_000, 400)):
+        for x in xs:
+            for y in xs:
+                pts.append(Point(x0 + x, 4_420_000 + y))
+                weights.append(pop / 100)
+    points = gpd.GeoDataFrame({"weight": weights}, geometry=pts, crs=UTM).to_crs("EPSG:4326")
+    by_point = desert_and_blocked(deserts, barriers, people=points)
+    assert by_point["population"].iloc[0] == pytest.approx(500)
+    assert by_point["population"].iloc[0] == pytest.approx(by_area["population"].iloc[0], rel=1e-3)
+    # without people the whole desert's count is not passed off as the blocked land's
+    bare = desert_and_blocked(deserts, barriers)
+    assert "population" not in bare.columns and "share" not in bare.columns
+
+
 def test_people_inside_by_areal_weighting():
     areas = gpd.GeoDataFrame(
         {"population": [1000, 400]},

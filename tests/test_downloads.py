@@ -169,10 +169,18 @@ def test_export_request_reads_the_map_state(options) -> None:
     assert req.bbox == (-40.1, 39.9, -39.9, 40.1)
     default = export_request("csv", "", options)
     assert (default.category, default.mode) == ("methadone", "drive")
-    # the threshold and map layers do not change a data export's file
+    # map layers do not change a data export's file; the threshold does (it is counted at it)
     assert (
         req.key()
         == export_request(
+            "shp",
+            "?cat=buprenorphine&mode=walk&t=25&layers=sites&bbox=-40.1,39.9,-39.9,40.1",
+            options,
+        ).key()
+    )
+    assert (
+        req.key()
+        != export_request(
             "shp", "?cat=buprenorphine&mode=walk&layers=sites&bbox=-40.1,39.9,-39.9,40.1", options
         ).key()
     )
@@ -244,12 +252,17 @@ def test_exports_are_cached_by_build_and_parameters(
     assert first.parent.parent == cache / "demo" / rd.build_id
     assert first.parent.name == f"csv-{req.key()}"
     again = prepare_export(
-        rd, export_request("csv", "cat=pharmacy&mode=walk&t=9", options), cache=cache
+        rd, export_request("csv", "cat=pharmacy&mode=walk", options), cache=cache
     )
     assert again == first and calls == ["csv"]  # built once
+    # another threshold is another file (the desert is counted at it)
+    other = prepare_export(
+        rd, export_request("csv", "cat=pharmacy&mode=walk&t=9", options), cache=cache
+    )
+    assert other != first and calls == ["csv", "csv"]
     assert not old.exists()  # the old build's exports are gone
     prepare_export(rd, export_request("csv", "cat=pharmacy&mode=drive", options), cache=cache)
-    assert calls == ["csv", "csv"]
+    assert calls == ["csv", "csv", "csv"]
     # nothing but finished exports in the build folder (no temporary folders left)
     assert all(not p.name.startswith(".") for p in (cache / "demo" / rd.build_id).iterdir())
 
@@ -403,7 +416,7 @@ def test_export_button_gives_a_download_link_or_says_why_not(client, geo: Path, 
     )
     assert link is not None
     assert link["name"] == "demo-naltrexone-drive-geopackage.zip"
-    assert link["href"].startswith("/atlas/export/demo/gpkg?cat=naltrexone&mode=drive&bbox=")
+    assert link["href"].startswith("/atlas/export/demo/gpkg?cat=naltrexone&mode=drive&t=30&bbox=")
     r = _get(client, link["href"])
     assert r.status_code == 200 and r.mimetype == "application/zip"
     status, link = export_outcome(

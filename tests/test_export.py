@@ -214,7 +214,8 @@ def test_shapefile_parts_names_and_dictionary(gridton, tmp_path):
     assert by_full["t_methadone_drive"]["unit"] == "minutes"
     assert by_full["desert_people_methadone_drive"]["field"] == "dp_mth_dr"
     assert "more than 2 minutes by car" in by_full["desert_people_methadone_drive"]["description"]
-    assert by_full["population_uncovered"]["field"] == "pop_uncov"
+    assert by_full["not_covered_drive"]["field"] == "not_cov_dr"
+    assert by_full["not_covered_drive"]["unit"] == "people"
     by_full = {r["full_name"]: r for r in dictionary if r["layer"] == "providers"}
     assert by_full["geocode_quality"]["field"] == "geocode_q"
     assert by_full["snap_m_drive"]["unit"] == "metres"
@@ -539,8 +540,9 @@ def test_demo_region_exports(demo, fmt, tmp_path):
     assert set(meta["layers"]) == set(demo.layer_names)
     counties = _read_back(out, fmt, "counties", tmp_path / "c").set_index("fips")
     bundle_counties = demo.read_layer("counties").set_index("fips")
+    # the region's one county only: its neighbours in the table are not the region's
+    assert set(bundle_counties.index) == {"99001"}
     hidden = bundle_counties.index[bundle_counties["suppressed"].astype(bool)]
-    assert len(hidden) > 0
     assert counties.loc[hidden, ["deaths", "rate_per_100k"]].isna().all(axis=None)
     shown = bundle_counties.index[~bundle_counties["suppressed"].astype(bool)]
     assert (counties.loc[shown, "deaths"].astype(float) >= 10).all()

@@ -73,7 +73,7 @@ def test_map_pdf_has_title_legend_scale_north_sources_and_stamp(gridton, tmp_pat
     text = pdf_text(out)
     for expected in (
         "Opioid treatment program (methadone): travel time by car",
-        "Gridton (test fixture) · Driving · desert threshold 2 min",
+        "Gridton (test fixture) · Methadone, by car, 2-minute threshold",
         "Travel time by car to the nearest",
         "up to 2 min", "2–4 min (beyond threshold)", "no travel time (off the street network)",
         "Streets (from the region's data)", "Region boundary", "Within 4 min by car",
@@ -105,7 +105,7 @@ def test_real_region_has_no_stamp_and_credits_openstreetmap(real_looking, tmp_pa
     text = pdf_text(out)
     assert "FICTIONAL" not in text
     assert "Streets © OpenStreetMap contributors (ODbL)" in text
-    assert "Testville · Walking · desert threshold 10 min" in text
+    assert "Testville · Methadone, on foot, 10-minute threshold" in text
     assert "OpenStreetMap" in source_line(real_looking.manifest)
 
 
@@ -141,7 +141,7 @@ def test_key_numbers_are_plain_language_with_thresholds(gridton):
     cards = key_numbers(gridton)
     summary = gridton.manifest["stages"]["access"]["summary"]["methadone_drive"]
     assert cards[0]["text"] == "people live in Gridton (test fixture)"
-    assert cards[1]["note"] == "buprenorphine 2 · methadone 1"
+    assert cards[1]["note"] == "3 services: buprenorphine 2 · methadone 1"
     desert = next(c for c in cards if "2-minute drive" in c["text"])
     assert desert["number"] == f"{summary['people_in_desert']:,}"
     assert desert["note"].startswith("threshold: 2 min driving")

@@ -233,7 +233,11 @@ def test_default_views_carry_the_bundles_numbers(rd, options) -> None:
         "Where the desert meets a zoning barrier",
     ]
     n_sites = len(rd.layer("providers"))
-    assert views[0].text.startswith(f"{n_sites:,} places offer care")
+    addresses = rd.layer("providers")["address"]
+    n_places = addresses.str.lower().nunique() + addresses.isna().sum()  # hidden: one each
+    assert views[0].text.startswith(
+        f"{n_places:,} places (distinct addresses) offer {n_sites:,} services"
+    )
     drive = access_summary(rd, "methadone", "drive", 30)
     beyond = round(drive["focus"]["beyond"] + drive["focus"]["no_route"])
     assert f"{beyond:,} people" in views[1].text

@@ -48,12 +48,18 @@ import pandas as pd
 import shapely
 
 from etl._errors import BundleError
+from etl.bundle.coverage import cover_distance, mode_coverage
 from etl.bundle.regions import open_region
 from etl.bundle.store import Bundle
 from etl.categories import CATEGORIES, DEFAULT_BANDS_MIN, MODES
+from etl.engine.counting import people_times
 from etl.engine.isochrones import cell_times, cells_to_polygon
 from etl.engine.network import ModeNetwork
 from etl.engine.streets import StreetSamples, sample_streets
+from etl.fips import geoid_counties
+from etl.inputs.counties import NO_COUNTY_TEXT, region_overdose
+from etl.inputs.counties import county_label as county_label  # re-exported for layouts
+from etl.inputs.counties import overdose_text as overdose_text  # re-exported for layouts
 
 logger = logging.getLogger(__name__)
 
@@ -237,12 +243,14 @@ class Payload:
 # ---------------------------------------------------------------------------------------
 
 
-def providers_geojson(providers: pd.DataFrame) -> bytes:
+def providers_geojson(providers: pd.DataFrame, *, max_snap_m: float = 1500.0) -> bytes:
     """The providers layer as points.
 
     A site the ETL generalized (``generalized`` true: shown only as the H3 cell holding it)
     becomes the cell's centre with ``approx`` true; the map draws it as an area, never as an
-    exact marker.
+    exact marker. A site farther than ``max_snap_m`` from a mode's streets carries
+    ``not_routed``: one line per mode ("not routed by car: 1.8 km from the street network"),
+    shown in its details.
     """
     geoms = np.asarray(providers.geometry.to_numpy(), dtype=object)
     approx = (
@@ -261,7 +269,31 @@ def providers_geojson(providers: pd.DataFrame) -> bytes:
         for key in ("medicaid", "telehealth", "accepting_new", "naloxone", "on_network"):
             if key in p and p[key] is not None:
                 p[key] = _truthy(p[key])
+    for p, lines in zip(props, not_routed_lines(providers, max_snap_m), strict=True):
+        if lines:
+            p["not_routed"] = lines
     return feature_collection(geoms, props)
+
+
+def not_routed_lines(providers: pd.DataFrame, max_snap_m: float) -> list[list[str]]:
+    """Per site: "not routed by car: 1.8 km from the street network" for each mode it is not.
+
+    The same rule as the pipeline's (``snap_m_<mode>`` above ``network.max_snap_m``, or none).
+    """
+    out: list[list[str]] = [[] for _ in range(len(providers))]
+    for mode, how in (("drive", "by car"), ("walk", "on foot")):
+        col = f"snap_m_{mode}"
+        if col not in providers.columns:
+            continue
+        snap = pd.to_numeric(providers[col], errors="coerce").to_numpy(dtype=float)
+        for i in np.flatnonzero(~(snap <= max_snap_m)):
+            far = (
+                f"{snap[i] / 1000:.1f} km from the street network"
+                if np.isfinite(snap[i])
+                else "no street network nearby"
+            )
+            out[i].append(f"not routed {how}: {far}")
+    return out
 
 
 def _truthy(value: Any) -> bool | None:
@@ -295,7 +327,9 @@ def areas_geojson(areas: pd.DataFrame, *, tolerance_deg: float = 0.00008) -> byt
     """Census areas with population, travel times per category × mode and overdose fields."""
     keep = ["area_id", "name", "unit", "population", "population_covered", "population_uncovered"]
     keep += [
-        c for c in areas.columns if c.startswith(("t_", "share_", "desert_people_", "nearest_"))
+        c
+        for c in areas.columns
+        if c.startswith(("t_", "share_", "desert_people_", "nearest_", "not_covered_"))
     ]
     keep += [c for c in OVERDOSE_FIELDS if c in areas.columns and c not in keep]
     props = frame_properties(areas, keep)
@@ -481,26 +515,6 @@ def labels_geojson(labels: pd.DataFrame) -> bytes:
 # ---------------------------------------------------------------------------------------
 # Live access numbers
 # ---------------------------------------------------------------------------------------
-
-
-def people_times(
-    node_time_s: np.ndarray,
-    node: np.ndarray,
-    snap_m: np.ndarray,
-    *,
-    walk_speed_mps: float,
-    max_snap_m: float,
-) -> np.ndarray:
-    """Travel time of each person to the nearest site, seconds.
-
-    A person's time is the time at their street node plus their snap distance walked;
-    people farther than ``max_snap_m`` from any street are *not covered* (NaN), never counted
-    as reached or as in a desert. ``inf`` where no site is reachable.
-    """
-    node = np.asarray(node, dtype=np.int64)
-    snap_m = np.asarray(snap_m, dtype=float)
-    t = np.asarray(node_time_s, dtype=float)[node] + snap_m / walk_speed_mps
-    return np.where(snap_m <= max_snap_m, t, np.nan)
 
 
 @dataclass(frozen=True)
@@ -825,8 +839,25 @@ class RegionData:
 
     @property
     def max_snap_m(self) -> float:
-        """People farther than this from a street are not covered."""
+        """Sites farther than this from a street are not routed."""
         return float(self.manifest.get("settings", {}).get("max_snap_m", 1500.0))
+
+    @property
+    def cover_m(self) -> float:
+        """People whose nearest node is farther than this are not covered (``access.cover_m``)."""
+        return cover_distance(self.manifest)
+
+    def coverage(self, mode: str) -> dict[str, Any]:
+        """Who ``mode``'s network covers (:func:`etl.bundle.coverage.mode_coverage`)."""
+
+        def make() -> dict[str, Any]:
+            found = mode_coverage(self.bundle, mode, people=self.layer("people"))
+            if found is None:
+                msg = f"{self.bundle.path}: no people layer with {mode} snap distances"
+                raise BundleError(msg)
+            return found
+
+        return dict(self.cached(("coverage", mode), make))
 
     @property
     def walk_speed_mps(self) -> float:
@@ -876,7 +907,7 @@ class RegionData:
                 people[f"node_{mode}"].to_numpy(),
                 people[f"snap_m_{mode}"].to_numpy(),
                 walk_speed_mps=self.walk_speed_mps,
-                max_snap_m=self.max_snap_m,
+                cover_m=self.cover_m,
             )
 
         return self.cached(("people_times", category, mode), make)
@@ -976,7 +1007,7 @@ def osm_input(manifest: dict[str, Any]) -> Path | None:
 
 
 def _providers(rd: RegionData) -> bytes:
-    return providers_geojson(rd.layer("providers"))
+    return providers_geojson(rd.layer("providers"), max_snap_m=rd.max_snap_m)
 
 
 def _areas(rd: RegionData) -> bytes:
@@ -1126,9 +1157,10 @@ def access_summary(
         ``focus`` (:class:`ThresholdSummary` as a dict), ``categories`` (one row per category
         with travel times by this mode, at the same threshold), ``histogram``
         (:func:`time_histogram`), ``bands`` (:func:`band_people`), ``uncovered`` (people the
-        street network does not reach: outside its coverage plus people points too far from
-        a street), ``deaths`` (:func:`deaths_in_deserts` or None) and ``county`` (the county
-        overdose rate row where the bundle has only county figures, else None).
+        mode's network does not cover: ``coverage["not_covered"]``), ``coverage``
+        (:meth:`RegionData.coverage`: the manifest's one number per mode), ``deaths``
+        (:func:`deaths_in_deserts` or None) and ``county`` (the county overdose rate row where
+        the bundle has only county figures, else None).
     """
     threshold = float(threshold_min)
     summary = rd.memo(
@@ -1159,8 +1191,8 @@ def _access_summary(
                 "configured": rd.threshold(cat, mode),
             }
         )
-    areas_stage = rd.manifest.get("stages", {}).get("areas", {})
-    uncovered = float(areas_stage.get("population_uncovered") or 0.0) + focus.not_covered
+    coverage = rd.coverage(mode)
+    uncovered = float(coverage["not_covered"])
     blocked = None
     inside = people_in_barriers(rd)
     if inside is not None:
@@ -1179,6 +1211,7 @@ def _access_summary(
         "histogram": time_histogram(times, weights),
         "bands": band_people(times, weights, rd.bands_min),
         "uncovered": uncovered,
+        "coverage": coverage,
         "deaths": deaths,
         "county": county_overdose(rd),
         "blocked": blocked,
@@ -1207,26 +1240,36 @@ def people_in_barriers(rd: RegionData) -> np.ndarray | None:
 
 
 def region_counties(rd: RegionData) -> list[str]:
-    """County FIPS codes of the region (the first five digits of its areas' GEOIDs)."""
+    """County FIPS codes of the region, as its build recorded them.
+
+    A bundle records them in ``stages.counties.region_counties`` (from the config, the areas'
+    GEOIDs or county outlines; empty when none is known). For a bundle built before that was
+    recorded, they come from the areas' ids only where those are census GEOIDs
+    (:func:`etl.fips.geoid_counties`); never from the first digits of other ids.
+    """
 
     def make() -> list[str]:
+        stage = rd.manifest.get("stages", {}).get("counties", {})
+        if "counties_from" in stage:
+            return sorted(str(f) for f in stage.get("region_counties") or [])
         if not rd.has_layer("areas"):
             return []
-        ids = rd.layer("areas")["area_id"].astype(str).str.strip()
-        fips = ids[ids.str.fullmatch(r"\d{11,15}")].str[:5]
-        return sorted(fips.unique().tolist())
+        unit = rd.manifest.get("stages", {}).get("areas", {}).get("unit")
+        return geoid_counties(rd.layer("areas")["area_id"], unit=unit) or []
 
     return rd.cached("region_counties", make)
 
 
 def county_overdose(rd: RegionData) -> list[dict[str, Any]]:
-    """The region's county overdose figures: the latest row of each source, with its basis.
+    """The region's county overdose figures: every county of each source's latest period.
 
     Returns
     -------
     list of dict
-        :data:`OVERDOSE_FIELDS` per row (suppressed values stay empty); empty without a
-        counties layer or without rows for the region's counties.
+        :data:`OVERDOSE_FIELDS` and ``missing`` (the source does not cover the county) per
+        row, one per region county and source (suppressed values stay empty); empty without
+        a counties layer; one row ``{"note": NO_COUNTY_TEXT}`` when no county of the region
+        is known, so that no county from elsewhere is ever shown.
     """
     return copy.deepcopy(rd.cached("county_overdose", lambda: _county_overdose(rd)))
 
@@ -1234,23 +1277,13 @@ def county_overdose(rd: RegionData) -> list[dict[str, Any]]:
 def _county_overdose(rd: RegionData) -> list[dict[str, Any]]:
     if not rd.has_layer("counties"):
         return []
-    frame = pd.DataFrame(rd.layer("counties")).drop(columns="geometry", errors="ignore")
     fips = region_counties(rd)
-    if "fips" in frame.columns and fips:
-        frame = frame[frame["fips"].astype(str).isin(fips)]
-    if frame.empty:
-        return []
-    frame = frame.assign(
-        _year=pd.to_numeric(frame.get("year"), errors="coerce"),
-        _period=frame.get("period", pd.Series("", index=frame.index)).astype(str),
-    )
-    frame = frame.sort_values(["_year", "_period"], na_position="first")
-    key = "source" if "source" in frame.columns else "_period"
-    latest = frame.groupby(key, sort=False, dropna=False).tail(1)
-    return [
-        {k: clean_value(r[k]) for k in OVERDOSE_FIELDS if k in latest.columns}
-        for _, r in latest.iterrows()
-    ]
+    if not fips:
+        return [{"note": NO_COUNTY_TEXT}]
+    names = rd.manifest.get("stages", {}).get("counties", {}).get("county_names") or {}
+    rows = region_overdose(rd.layer("counties"), fips, names)
+    keep = [k for k in (*OVERDOSE_FIELDS, "missing") if k in rows.columns]
+    return [{k: clean_value(r[k]) for k in keep} for _, r in rows.iterrows()]
 
 
 def area_at(rd: RegionData, lon: float, lat: float) -> dict[str, Any] | None:
@@ -1285,7 +1318,8 @@ def overdose_source(rd: RegionData) -> str | None:
     ):
         return "areas"
     info = rd.manifest.get("layers", {}).get("counties")
-    if info and info.get("crs") and "rate_per_100k" in info.get("columns", []):
+    drawn = info and info.get("crs") and info.get("geometry_types", ["?"])  # none: no county
+    if drawn and "rate_per_100k" in info.get("columns", []):
         return "counties"
     return None
 
@@ -1346,4 +1380,41 @@ def _map_options(rd: RegionData, regions: Sequence[str]) -> Any:
         units=tuple(units) or ("areas",),
         thresholds=thresholds,
         bounds=bounds,
+        no_data=no_data_reasons(rd),
     )
+
+
+#: Plural nouns of each category's sites, for "no provider list has …".
+_SITES_NOUN: dict[str, str] = {
+    "methadone": "opioid treatment programs",
+    "buprenorphine": "buprenorphine prescribers",
+    "naltrexone": "naltrexone providers",
+    "syringe_services": "syringe services programs",
+    "pharmacy": "pharmacies",
+    "naloxone": "naloxone sites",
+    "treatment_facility": "treatment facilities",
+}
+
+
+def no_data_reasons(rd: RegionData) -> dict[str, str]:
+    """Categories without travel times in this region, each with why (canonical order).
+
+    Returns
+    -------
+    dict
+        Category -> reason, e.g. ``{"pharmacy": "no provider list has pharmacies"}``; a
+        category whose sites are all too far from the streets says so instead.
+    """
+    by_cat = rd.manifest.get("stages", {}).get("providers", {}).get("by_category", {}) or {}
+    out: dict[str, str] = {}
+    for c in CATEGORIES:
+        if c in rd.categories:
+            continue
+        noun = _SITES_NOUN.get(c, c)
+        n = int(by_cat.get(c) or 0)
+        out[c] = (
+            f"no provider list has {noun}"
+            if n == 0
+            else f"its {n:,} {noun} are all too far from the street network to route from"
+        )
+    return out

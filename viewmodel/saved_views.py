@@ -383,10 +383,17 @@ def default_views(rd: RegionData, options: Options) -> list[View]:
 
     views: list[View] = []
     people = float(rd.people_weights().sum()) if rd.has_layer("people") else 0.0
-    n_sites = len(rd.layer("providers")) if rd.has_layer("providers") else 0
+    from etl.outputs.export import count_places
+
+    n_places, n_services = (
+        count_places(rd.layer("providers")) if rd.has_layer("providers") else (0, 0)
+    )
     kinds = len(options.site_categories)
     overview = base.with_(layers=keep("streets", "sites"), sites=tuple(options.site_categories))
-    text = f"{n_sites:,} places offer care for opioid use disorder here, of {kinds} kinds"
+    text = (
+        f"{n_places:,} places (distinct addresses) offer {n_services:,} services for opioid "
+        f"use disorder here, of {kinds} kinds"
+    )
     text += f", for about {_people(people)} residents." if people else "."
     views.append(View(f"{title}: where care is", text, state_query(overview, options)))
 

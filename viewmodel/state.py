@@ -3,7 +3,8 @@
 A link such as ``/?region=franklin-oh&cat=buprenorphine&mode=walk&t=20&layers=sites,desert``
 reopens the same view. Parsing never fails: a parameter that makes no sense for the region
 (an unknown category, a threshold out of range, a zoom of "banana") is dropped and its default
-used, so an old or hand-edited link still opens a sensible map.
+used, so an old or hand-edited link still opens a sensible map. A category the region has no
+data for (:attr:`Options.no_data`) is kept: the page opens it and says there is no data.
 
 Parameters
 ----------
@@ -101,6 +102,10 @@ class Options:
         Default threshold per ``"category/mode"`` (minutes).
     bounds
         ``[[south, west], [north, east]]`` of the region, or None.
+    no_data
+        Categories the picker lists without data for this region (no site in any provider
+        list), each with the reason shown beside it; a link asking for one opens it and
+        says so, it never switches to another category.
     """
 
     regions: tuple[str, ...]
@@ -112,6 +117,11 @@ class Options:
     units: tuple[str, ...] = ("areas",)
     thresholds: Mapping[str, float] = field(default_factory=dict)
     bounds: tuple[tuple[float, float], tuple[float, float]] | None = None
+    no_data: Mapping[str, str] = field(default_factory=dict)
+
+    def has_data(self, category: str) -> bool:
+        """Whether a category has travel times here (False for one listed in ``no_data``)."""
+        return category in self.categories
 
     def default_threshold(self, category: str, mode: str) -> int:
         """The configured threshold (minutes, rounded into range), or 30."""
@@ -236,7 +246,7 @@ def parse_state(search: str | None, options: Options, *, default_region: str) ->
     state = default_state(region, options)
 
     category = _one(params, "cat")
-    if category in options.categories:
+    if category in options.categories or category in options.no_data:
         state = state.with_(category=category, mode=_default_mode(options, category))
     mode = _one(params, "mode")
     if mode in options.modes:

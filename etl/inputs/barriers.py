@@ -512,6 +512,10 @@ def desert_and_blocked(
     barriers: gpd.GeoDataFrame,
     *,
     statuses: tuple[str, ...] = ("prohibited",),
+    people: gpd.GeoDataFrame | None = None,
+    areas: gpd.GeoDataFrame | None = None,
+    crs: str | None = None,
+    weight_col: str = "weight",
 ) -> gpd.GeoDataFrame:
     """Where a desert meets a barrier: desert land where no new site may go.
 
@@ -523,13 +527,26 @@ def desert_and_blocked(
         The barrier layer (:data:`BARRIER_COLUMNS`); reprojected to the deserts' CRS.
     statuses
         Which barrier statuses count.
+    people
+        People points (``weight_col`` people each): an overlap's ``population`` is the
+        people whose points fall on it.
+    areas
+        Without ``people``: census areas with ``population``, spread evenly over their land
+        (:func:`people_inside`, measured in the projected ``crs``).
+    crs
+        Projected CRS for the areal weighting (default: the deserts' CRS).
+    weight_col
+        People per point in ``people``.
 
     Returns
     -------
     geopandas.GeoDataFrame
         One row per (desert row, barrier row) that overlap: the desert's columns, then
         ``rule``, ``status``, ``citation``, ``legal_note``, ``caveat``, ``area_km2`` and the
-        overlap as geometry, in the deserts' CRS.
+        overlap as geometry, in the deserts' CRS. With ``people`` or ``areas``,
+        ``population`` is the people on the blocked desert land and ``share`` their share
+        of the desert's people; without either, both columns are left out (the desert's
+        own counts are not the people on blocked land).
     """
     if desert_polys.crs is None or barriers.crs is None:
         msg = "desert_and_blocked: both layers need a CRS"
@@ -559,8 +576,50 @@ def desert_and_blocked(
     )
     metric = out.to_crs(out.estimate_utm_crs()) if out.crs.is_geographic and len(out) else out
     out["area_km2"] = metric.geometry.area.to_numpy() / 1e6 if len(out) else []
-    logger.info("desert_and_blocked: %d overlaps, %.2f km²", len(out), float(out["area_km2"].sum()))
+    desert_people = pd.to_numeric(
+        out["population"] if "population" in out else pd.Series(np.nan, index=out.index),
+        errors="coerce",
+    ).to_numpy(float)
+    if people is not None or areas is not None:
+        blocked = _people_on(out, people=people, areas=areas, crs=crs, weight_col=weight_col)
+        out["population"] = np.round(blocked, 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["share"] = np.where(desert_people > 0, np.round(blocked / desert_people, 4), np.nan)
+    else:
+        out = out.drop(columns=[c for c in ("population", "share") if c in out.columns])
+    logger.info(
+        "desert_and_blocked: %d overlaps, %.2f km², %s people on blocked desert land",
+        len(out),
+        float(out["area_km2"].sum()),
+        f"{float(out['population'].sum()):,.0f}" if "population" in out else "no count of",
+    )
     return out
+
+
+def _people_on(
+    overlaps: gpd.GeoDataFrame,
+    *,
+    people: gpd.GeoDataFrame | None,
+    areas: gpd.GeoDataFrame | None,
+    crs: str | None,
+    weight_col: str,
+) -> np.ndarray:
+    """People on each overlap: the weights of the points on it, else areal weighting."""
+    if len(overlaps) == 0:
+        return np.zeros(0)
+    if people is not None:
+        if weight_col not in people.columns:
+            msg = f"desert_and_blocked: the people points have no column {weight_col!r}"
+            raise InputError(msg)
+        pts = _to_crs(people, CRS(overlaps.crs), "desert_and_blocked people").to_numpy()
+        weight = pd.to_numeric(people[weight_col], errors="coerce").fillna(0).to_numpy(float)
+        tree = shapely.STRtree(pts)
+        oi, pi = tree.query(overlaps.geometry.to_numpy(), predicate="intersects")
+        return np.bincount(oi, weights=weight[pi], minlength=len(overlaps))
+    target = crs or (str(overlaps.crs) if not CRS(overlaps.crs).is_geographic else None)
+    if target is None:
+        target = str(overlaps.estimate_utm_crs())
+    return people_inside(overlaps.geometry, areas, crs=target).to_numpy(float)
 
 
 def people_inside(

@@ -44,6 +44,7 @@ import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -56,6 +57,7 @@ import shapely
 
 from etl import __version__
 from etl._errors import ExportError
+from etl.bundle.coverage import cover_distance, mode_coverage
 from etl.bundle.store import Bundle
 from etl.categories import CATEGORIES, CATEGORY_LABELS, MODE_LABELS, MODES
 
@@ -161,6 +163,8 @@ _FIELDS: Final[dict[str, tuple[str, str]]] = {
     "area_km2": ("km²", "area"),
     "population_covered": ("people", "people within the snap distance of the street network"),
     "population_uncovered": ("people", "people farther than the snap distance from any street"),
+    "not_covered_drive": ("people", "people of the area the driving network does not cover"),
+    "not_covered_walk": ("people", "people of the area the walking network does not cover"),
     "weight": ("people", "people represented by this point (dasymetric allocation)"),
     "fictional": ("yes/no", "the region is invented"),
     "mode": ("", "travel mode: " + ", ".join(MODES)),
@@ -224,6 +228,229 @@ _LAYER_FIELDS: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ),
 }
 
+#: Short care names for a view's one-line description ("Methadone, by car, …").
+_VIEW_CARE: Final[dict[str, str]] = {
+    "methadone": "Methadone", "buprenorphine": "Buprenorphine", "naltrexone": "Naltrexone",
+    "syringe_services": "Syringe services", "pharmacy": "Pharmacy", "naloxone": "Naloxone",
+    "treatment_facility": "Treatment facilities",
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# the view on screen: a chosen threshold, recomputed from the bundle's per-person times
+
+
+@dataclass(frozen=True)
+class DesertAt:
+    """People and land beyond a chosen threshold for one (category, mode).
+
+    Attributes
+    ----------
+    category, mode, threshold_min
+        The view.
+    within, beyond
+        People on the street network within / beyond the threshold (``beyond`` includes
+        people with no route), counted like the map page's summary.
+    not_covered
+        People points too far from a street to have a travel time.
+    geometry
+        The desert: fine street cells slower than the threshold, inside the region
+        (EPSG:4326), as the pipeline draws it.
+    area_beyond, area_share_within
+        Per ``area_id``: people beyond the threshold, and the covered people's share within.
+    """
+
+    category: str
+    mode: str
+    threshold_min: float
+    within: float
+    beyond: float
+    not_covered: float
+    geometry: shapely.Geometry
+    area_beyond: pd.Series
+    area_share_within: pd.Series
+
+    @property
+    def share_beyond(self) -> float | None:
+        """Share of the covered people beyond the threshold."""
+        covered = self.within + self.beyond
+        return self.beyond / covered if covered > 0 else None
+
+
+_NOT_WORD: Final[re.Pattern[str]] = re.compile(r"[^0-9a-z]+")
+
+
+def place_keys(providers: pd.DataFrame) -> pd.Series:
+    """One key per distinct place: the normalised address, else the snapped location.
+
+    The address (street, ZIP) is lower-cased with punctuation and spacing folded
+    (``"240 Parsons Ave."`` = ``"240 parsons ave"``); a row without one (a site shown
+    only as an area) is keyed by its street node, else its location to about a metre.
+    """
+    idx = providers.index
+
+    def text(col: str) -> pd.Series:
+        if col not in providers.columns:
+            return pd.Series("", index=idx)
+        return providers[col].fillna("").astype(str).str.lower().str.replace(
+            _NOT_WORD, " ", regex=True).str.strip()  # fmt: skip
+
+    street = text("address")
+    keys = "a:" + street + "|" + text("zip").str[:5]
+    if "node_drive" in providers.columns:
+        node = pd.to_numeric(providers["node_drive"], errors="coerce")
+        where = "n:" + node.astype("Int64").astype(str)
+    elif {"lon", "lat"} <= set(providers.columns):
+        where = ("p:" + pd.to_numeric(providers["lon"], errors="coerce").round(5).astype(str)
+                 + "," + pd.to_numeric(providers["lat"], errors="coerce").round(5).astype(str))
+    else:
+        where = "r:" + pd.Series(range(len(idx)), index=idx).astype(str)
+    return keys.where(street != "", where)
+
+
+def count_places(providers: pd.DataFrame, category: str | None = None) -> tuple[int, int]:
+    """``(places, services)``: distinct addresses and rows (of one category, or all)."""
+    rows = providers if category is None else providers[providers["category"] == category]
+    return int(place_keys(rows).nunique()), len(rows)
+
+
+def view_text(category: str, mode: str, threshold_min: float | None) -> str:
+    """The view in one line: ``"Methadone, by car, 15-minute threshold"``."""
+    care = _VIEW_CARE.get(category, CATEGORY_LABELS.get(category, category))
+    how = "by car" if mode == "drive" else "on foot" if mode == "walk" else mode
+    if threshold_min is None:
+        return f"{care}, {how}, no desert threshold"
+    return f"{care}, {how}, {threshold_min:g}-minute threshold"
+
+
+def desert_at(bundle: Bundle, category: str, mode: str, threshold_min: float) -> DesertAt:
+    """The desert of one (category, mode) at any threshold, from the bundle's arrays.
+
+    Each person is counted as the build and the map page count them
+    (:func:`etl.engine.counting.people_times`: people farther than ``cover_m`` from the
+    network are not covered), and the land is drawn as the build draws it
+    (:func:`etl.engine.counting.desert_cells`: the street cells slower than the threshold plus
+    the cells of every person counted in the desert), clipped to the region.
+
+    Raises
+    ------
+    ExportError
+        For a threshold that is not a positive number, or a pair without travel times.
+    """
+    from etl.engine.counting import desert_cells, people_times
+    from etl.engine.isochrones import cell_times, cells_to_polygon
+    from etl.engine.streets import cells_of, sample_streets
+
+    if not isinstance(threshold_min, (int, float)) or not 0 < float(threshold_min) < 1e4:
+        msg = f"threshold must be a positive number of minutes, got {threshold_min!r}"
+        raise ExportError(msg)
+    threshold = float(threshold_min)
+    arrays = bundle.access_arrays(mode)
+    key = f"time_{category}"
+    if key not in arrays:
+        msg = (
+            f"no travel times for {category} by {mode} in region "
+            f"{bundle.manifest.get('region')!r} (no such sites); choose another category"
+        )
+        raise ExportError(msg)
+    settings = bundle.manifest.get("settings", {})
+    walk_mps = float(settings.get("walk_speed_kph", 4.8)) / 3.6
+    people = bundle.read_layer("people")
+    node_time = np.asarray(arrays[key], dtype=float)
+    t = people_times(
+        node_time,
+        people[f"node_{mode}"].to_numpy(dtype=np.int64),
+        people[f"snap_m_{mode}"].to_numpy(dtype=float),
+        walk_speed_mps=walk_mps,
+        cover_m=cover_distance(bundle.manifest),
+    )
+    covered = ~np.isnan(t)
+    weight = people["weight"].to_numpy(dtype=float)
+    within = covered & (t <= threshold * 60.0)
+    beyond = covered & ~within
+    frame = pd.DataFrame({
+        "area": people["area_id"].to_numpy(),
+        "cov": np.where(covered, weight, 0.0),
+        "in": np.where(within, weight, 0.0),
+        "out": np.where(beyond, weight, 0.0),
+    })  # fmt: skip
+    by_area = frame.groupby("area", sort=False)[["cov", "in", "out"]].sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = (by_area["in"] / by_area["cov"]).where(by_area["cov"] > 0)
+    samples = sample_streets(bundle.network(mode))
+    cells, best = cell_times(samples, node_time)
+    person_cells = cells_of(
+        people["lat"].to_numpy(dtype=float), people["lon"].to_numpy(dtype=float), samples.res
+    )
+    land = cells_to_polygon(
+        desert_cells(cells, best, threshold * 60.0, person_cells, t, weight)
+    )
+    region = "region" if "region" in bundle.layer_names else "areas"
+    if region in bundle.layer_names:
+        outline = shapely.union_all(bundle.read_layer(region).to_crs("EPSG:4326").geometry)
+        land = shapely.intersection(land, outline)
+    out = DesertAt(
+        category=category, mode=mode, threshold_min=threshold,
+        within=float(weight[within].sum()), beyond=float(weight[beyond].sum()),
+        not_covered=float(weight[~covered].sum()), geometry=land,
+        area_beyond=by_area["out"].round(1), area_share_within=share.round(4),
+    )  # fmt: skip
+    logger.info("desert_at: %s, %s people beyond, %s within", view_text(category, mode, threshold),
+                f"{out.beyond:,.0f}", f"{out.within:,.0f}")  # fmt: skip
+    return out
+
+
+def at_threshold(
+    bundle: Bundle, frames: Mapping[str, pd.DataFrame], desert: DesertAt
+) -> dict[str, pd.DataFrame]:
+    """Layers as exported, with one pair's desert, area counts and blocked land at ``desert``.
+
+    The ``deserts`` row of the pair gets the recomputed land, people, share and threshold;
+    ``areas`` its ``share_``/``desert_people_`` columns; ``desert_blocked`` its overlaps with
+    the barriers, counting the people on blocked desert land. Other rows stay as built.
+    """
+    out = dict(frames)
+    cat, mode, thr = desert.category, desert.mode, desert.threshold_min
+    key = f"{cat}_{mode}"
+    row = {
+        "category": cat, "mode": mode, "threshold_min": thr, "population": round(desert.beyond),
+        "share": None if desert.share_beyond is None else round(desert.share_beyond, 4),
+        "label": f"{CATEGORY_LABELS.get(cat, cat)}: more than {thr:g} min "
+                 f"{'by car' if mode == 'drive' else 'on foot'}",
+    }  # fmt: skip
+    if "deserts" in out:
+        d = out["deserts"]
+        others = d[~((d["category"] == cat) & (d["mode"] == mode))]
+        new = gpd.GeoDataFrame([row], geometry=[desert.geometry], crs="EPSG:4326")
+        out["deserts"] = gpd.GeoDataFrame(
+            pd.concat([others.to_crs("EPSG:4326"), new], ignore_index=True),
+            geometry="geometry", crs="EPSG:4326",
+        )  # fmt: skip
+    if "areas" in out and "area_id" in out["areas"].columns:
+        a = out["areas"].copy()
+        ids = a["area_id"]
+        a[f"desert_people_{key}"] = ids.map(desert.area_beyond).fillna(0.0).to_numpy(float)
+        a[f"share_{key}"] = ids.map(desert.area_share_within).to_numpy(float)
+        out["areas"] = a
+    if "desert_blocked" in out and "barriers" in bundle.layer_names:
+        from etl.inputs.barriers import desert_and_blocked
+
+        b = out["desert_blocked"]
+        others = b[~((b["category"] == cat) & (b["mode"] == mode))].to_crs("EPSG:4326")
+        people = bundle.read_layer("people")
+        points = gpd.GeoDataFrame(
+            {"weight": people["weight"].to_numpy(float)},
+            geometry=gpd.points_from_xy(people["lon"], people["lat"]), crs="EPSG:4326",
+        )  # fmt: skip
+        single = gpd.GeoDataFrame([row], geometry=[desert.geometry], crs="EPSG:4326")
+        crs = bundle.manifest.get("crs") or single.estimate_utm_crs()
+        new = desert_and_blocked(single.to_crs(crs), bundle.read_layer("barriers"), people=points)
+        out["desert_blocked"] = gpd.GeoDataFrame(
+            pd.concat([others, new.to_crs("EPSG:4326")], ignore_index=True),
+            geometry="geometry", crs="EPSG:4326",
+        )  # fmt: skip
+    return out
+
 
 # --------------------------------------------------------------------------------------------
 # public API
@@ -236,6 +463,8 @@ def export_layers(
     layers: Sequence[str] | str | None = None,
     fmt: Format,
     filters: Mapping[str, Any] | None = None,
+    threshold: float | None = None,
+    scenario: str | None = None,
 ) -> Path:
     """Export layers of a bundle into one ``.zip`` with metadata and a data dictionary.
 
@@ -251,6 +480,14 @@ def export_layers(
         ``"shp"``, ``"gpkg"``, ``"geojson"`` or ``"csv"``.
     filters
         Optional selection, keys from :data:`FILTER_KEYS` (see the module docstring).
+    threshold
+        The desert threshold on screen (minutes): the deserts, the areas' desert counts and
+        the blocked desert land of every selected (category, mode) are recomputed at it
+        (:func:`desert_at`), and ``metadata.json``/``README.txt`` name the view. None: the
+        thresholds the bundle was built with.
+    scenario
+        A one-line description of a What-if scenario open on the page; the files say that
+        their figures are the baseline, without it.
 
     Returns
     -------
@@ -273,10 +510,14 @@ def export_layers(
     region = safe_name(str(bundle.manifest.get("region", "region")), fallback="region")
     target = safe_path(out_dir, f"{region}-{FORMATS[fmt][1]}.zip")
 
+    raw = {name: bundle.read_layer(name) for name in names}
+    views = _views(bundle, clean_filters, threshold)
+    for desert in views:
+        raw = at_threshold(bundle, raw, desert)
     frames: dict[str, pd.DataFrame] = {}
     empty: list[str] = []
     for name in names:
-        frame = _scrub(select(bundle.read_layer(name), name, clean_filters), name)
+        frame = _scrub(select(raw[name], name, clean_filters), name)
         if len(frame) == 0:
             empty.append(name)
         else:
@@ -299,6 +540,7 @@ def export_layers(
         written, dictionary = writer(frames, work, region, thresholds)
         meta = export_metadata(bundle, layers=frames, fmt=fmt, filters=clean_filters,
                                omitted=empty)  # fmt: skip
+        meta["view"] = _view_record(bundle, clean_filters, views, threshold, scenario)
         meta["files"] = sorted(written)
         (work / "metadata.json").write_text(json.dumps(meta, indent=2, default=str) + "\n",
                                             encoding="utf-8")  # fmt: skip
@@ -316,6 +558,79 @@ def export_layers(
         f"{target.stat().st_size:,}",
     )  # fmt: skip
     return target
+
+
+def _pairs(bundle: Bundle, filters: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (category, mode) pairs with travel times that the filters select."""
+    stages = bundle.manifest.get("stages", {})
+    built = stages.get("access", {}).get("categories")
+    if built is None:
+        built = list(stages.get("providers", {}).get("by_category", {}))
+    modes = bundle.manifest.get("settings", {}).get("modes") or list(MODES)
+    cats = [c for c in CATEGORIES if c in built and c in (filters.get("category") or built)]
+    return [(c, m) for m in MODES if m in modes and m in (filters.get("mode") or modes)
+            for c in cats]  # fmt: skip
+
+
+def _views(
+    bundle: Bundle, filters: Mapping[str, Any], threshold: float | None
+) -> list[DesertAt]:
+    """The selected pairs recomputed at the threshold on screen (none without one)."""
+    if threshold is None:
+        return []
+    pairs = _pairs(bundle, filters)
+    if not pairs:
+        msg = (
+            f"no travel times for the selected care and travel mode in region "
+            f"{bundle.manifest.get('region')!r}, so there is no desert at {threshold:g} min; "
+            "choose a category with sites"
+        )
+        raise ExportError(msg)
+    return [desert_at(bundle, c, m, threshold) for c, m in pairs]
+
+
+def _view_record(
+    bundle: Bundle,
+    filters: Mapping[str, Any],
+    views: Sequence[DesertAt],
+    threshold: float | None,
+    scenario: str | None,
+) -> dict[str, Any]:
+    """What ``metadata.json`` says about the view: pairs, threshold, people, scenario."""
+    summary = bundle.manifest.get("stages", {}).get("access", {}).get("summary", {})
+    pairs: list[dict[str, Any]] = []
+    if views:
+        for d in views:
+            pairs.append({
+                "category": d.category, "mode": d.mode, "threshold_min": d.threshold_min,
+                "people_within": round(d.within), "people_in_desert": round(d.beyond),
+                "text": view_text(d.category, d.mode, d.threshold_min),
+            })  # fmt: skip
+    else:
+        for c, m in _pairs(bundle, filters):
+            entry = summary.get(f"{c}_{m}", {})
+            thr = entry.get("threshold_min")
+            pairs.append({
+                "category": c, "mode": m, "threshold_min": thr,
+                "people_within": entry.get("people_within"),
+                "people_in_desert": entry.get("people_in_desert"),
+                "text": view_text(c, m, thr),
+            })  # fmt: skip
+    return {
+        "text": "; ".join(p["text"] for p in pairs) if len(pairs) <= 3 else (
+            f"{len(pairs)} care × travel pairs"
+            + (f", {threshold:g}-minute threshold" if threshold is not None else
+               ", the thresholds the bundle was built with")
+        ),
+        "threshold_min": threshold,
+        "threshold_source": "chosen on the page" if threshold is not None else "region config",
+        "pairs": pairs,
+        "scenario": scenario or None,
+        "scenario_note": (
+            f"A What-if scenario was open ({scenario}); these figures are the baseline, "
+            "without it: download the scenario from its own panel." if scenario else None
+        ),
+    }  # fmt: skip
 
 
 def resolve_layers(bundle: Bundle, layers: Sequence[str] | str | None) -> list[str]:
@@ -495,8 +810,11 @@ def export_metadata(
             "use_maxspeed": settings.get("use_maxspeed"),
             "congestion_factor": settings.get("congestion_factor"),
             "max_snap_m": settings.get("max_snap_m"),
+            "cover_m": settings.get("cover_m"),
             "h3_resolution": settings.get("h3_resolution"),
         },
+        "coverage": coverage_by_mode(bundle),
+        "off_network": _off_network(m),
         "privacy": privacy_rules(),
         "not_exported": "node_<mode> columns (indices into the bundle's network arrays)",
         "method": (
@@ -508,6 +826,18 @@ def export_metadata(
         ),
     }
     return meta
+
+
+def coverage_by_mode(bundle: Bundle) -> dict[str, dict[str, Any]]:
+    """:func:`mode_coverage` for every mode of the bundle that has it."""
+    modes = bundle.manifest.get("settings", {}).get("modes") or list(MODES)
+    found = {mode: mode_coverage(bundle, mode) for mode in modes}
+    return {mode: c for mode, c in found.items() if c is not None}
+
+
+def _off_network(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    off = manifest.get("stages", {}).get("providers", {}).get("off_network")
+    return list(off) if isinstance(off, list) else []
 
 
 def attribution_lines(manifest: Mapping[str, Any]) -> list[str]:
@@ -554,6 +884,17 @@ def metadata_text(meta: Mapping[str, Any]) -> str:
         f"Region: {meta.get('region')}    Format: {meta.get('format')}    CRS: {meta.get('crs')}",
         f"Bundle built: {meta.get('built_at')} (build {meta.get('build_id')})",
         f"Exported: {meta.get('exported_at')} by {meta.get('software')}",
+    ]
+    view = meta.get("view") or {}
+    if view.get("pairs"):
+        out.append(f"View: {view.get('text')}")
+        for p in view["pairs"]:
+            if p.get("people_in_desert") is not None:
+                out.append(f"  {p['text']}: {p['people_in_desert']:,} people in the desert, "
+                           f"{p['people_within']:,} within reach")  # fmt: skip
+    if view.get("scenario_note"):
+        out.append(str(view["scenario_note"]))
+    out += [
         "",
         "Layers:",
     ]
@@ -579,6 +920,24 @@ def metadata_text(meta: Mapping[str, Any]) -> str:
     out.append(f"  Walking speed: {s.get('walk_speed_kph')} km/h; "
                f"congestion factor: {s.get('congestion_factor')} "
                "(travel times multiplied by it; 1 = free-flow)")  # fmt: skip
+    coverage = meta.get("coverage") or {}
+    if coverage:
+        out.append("  Who is counted: a person counts for a mode only where its nearest street "
+                   "node is within the distance below; the rest are not covered (never in a "
+                   "desert or a band):")  # fmt: skip
+        for mode, c in coverage.items():
+            out.append(f"    {MODE_LABELS.get(mode, mode)} (within {c['cover_m']:g} m): "
+                       f"{c['covered']:,} of {c['people']:,} people covered, "
+                       f"{c['not_covered']:,} not covered")  # fmt: skip
+    off = meta.get("off_network") or []
+    if off:
+        out.append(f"  Sites not routed (more than {s.get('max_snap_m')} m from a mode's "
+                   "streets):")  # fmt: skip
+        for r in off:
+            far = f"{r['snap_m'] / 1000:.1f} km" if r.get("snap_m") is not None else "no street"
+            out.append(f"    {r['name']} ({r['category']}): not routed "
+                       f"{'by car' if r['mode'] == 'drive' else 'on foot'}, {far} from the "
+                       "street network")  # fmt: skip
     out += ["", "Privacy:"] + [f"  - {rule}" for rule in meta.get("privacy", [])]
     if meta.get("fictional"):
         out += ["", "*** FICTIONAL DATA ***"]

@@ -42,6 +42,7 @@ from pyproj import CRS, Transformer
 
 from etl import __version__
 from etl._errors import BundleError, ExportError
+from etl.bundle.coverage import cover_distance
 from etl.bundle.store import Bundle
 from etl.categories import (
     CATEGORIES,
@@ -50,6 +51,17 @@ from etl.categories import (
     CATEGORY_SYMBOLS,
     MODE_LABELS,
     MODES,
+)
+from etl.engine.counting import people_times as counted_times
+from etl.fips import geoid_counties
+from etl.inputs.counties import NO_COUNTY_TEXT, county_label, overdose_text, region_overdose
+from etl.outputs.export import (
+    DesertAt,
+    at_threshold,
+    count_places,
+    desert_at,
+    mode_coverage,
+    view_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,6 +117,8 @@ def render_map(
     layers: Sequence[str] = DEFAULT_LAYERS,
     title: str | None = None,
     dpi: int | None = None,
+    threshold: float | None = None,
+    scenario: str | None = None,
 ) -> Path:
     """Render the map of one category and mode to PNG or PDF (by the file suffix).
 
@@ -124,6 +138,12 @@ def render_map(
         Title; by default the category and mode in plain language.
     dpi
         Resolution of PNGs and of the rasterised streets (default :data:`MAP_DPI`).
+    threshold
+        The desert threshold on screen (minutes): the desert is drawn and counted at it,
+        recomputed from the bundle's per-person and per-cell times; None: the configured one.
+    scenario
+        A What-if scenario open on the page (one line); the map says its figures are the
+        baseline, without it.
 
     Returns
     -------
@@ -138,10 +158,12 @@ def render_map(
     out_path = Path(out_path)
     suffix = _check_suffix(out_path, (".png", ".pdf"))
     layers = _check_layers(layers)
-    data = MapData.load(bundle, category=category, mode=mode)
+    data = MapData.load(bundle, category=category, mode=mode, threshold=threshold)
     fig = Figure(figsize=_LETTER_LANDSCAPE, facecolor="white")
     m = bundle.manifest
-    subtitle = f"{m.get('title', m.get('region'))} · {_threshold_text(data)}"
+    subtitle = f"{m.get('title', m.get('region'))} · {data.view}"
+    if scenario:
+        subtitle += " · baseline, without the What-if scenario open on the page"
     heading = title or f"{data.label}: travel time {data.how}"
     fig.text(0.035, 0.955, heading, fontsize=19, fontweight="bold", color=INK, va="top")
     fig.text(0.035, 0.905, subtitle, fontsize=11.5, color=MUTED, va="top")
@@ -159,7 +181,7 @@ def render_map(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, format=suffix[1:], dpi=dpi or MAP_DPI, facecolor="white",
                 metadata=_file_metadata(heading, m, suffix))  # fmt: skip
-    logger.info("render_map: %s (%s, %s; layers %s)", out_path, category, mode, ", ".join(layers))
+    logger.info("render_map: %s (%s; layers %s)", out_path, data.view, ", ".join(layers))
     return out_path
 
 
@@ -170,6 +192,8 @@ def fact_sheet(
     category: str | None = None,
     mode: str | None = None,
     dpi: int | None = None,
+    threshold: float | None = None,
+    scenario: str | None = None,
 ) -> Path:
     """Write a one-page fact sheet (Letter, portrait) for the region.
 
@@ -184,6 +208,13 @@ def fact_sheet(
         pair with a desert threshold.
     dpi
         Resolution of the rasterised streets (and of a PNG).
+    threshold
+        The desert threshold on screen (minutes) for the pair on the map: its map and its
+        key number are counted at it (:func:`etl.outputs.export.desert_at`); other key
+        numbers keep their configured thresholds, each printed beside it.
+    scenario
+        A What-if scenario open on the page (one line); the sheet says its figures are the
+        baseline, without it.
 
     Returns
     -------
@@ -195,7 +226,7 @@ def fact_sheet(
     m = bundle.manifest
     summary = m.get("stages", {}).get("access", {}).get("summary", {})
     category, mode = _headline_pair(summary, category, mode)
-    data = MapData.load(bundle, category=category, mode=mode)
+    data = MapData.load(bundle, category=category, mode=mode, threshold=threshold)
     fig = Figure(figsize=_LETTER_PORTRAIT, facecolor="white")
 
     # header band
@@ -215,7 +246,7 @@ def fact_sheet(
                  color="white", ha="center", va="center")  # fmt: skip
 
     # key numbers
-    cards = key_numbers(bundle)
+    cards = key_numbers(bundle, view=data.desert)
     top = 0.862 if not data.fictional else 0.842
     _number_cards(fig, cards, top=top)
 
@@ -228,7 +259,9 @@ def fact_sheet(
     title = _wrap(f"Travel time {data.how} to the nearest {_site_noun(category)}", 52)
     fig.text(0.04, 0.655, title, fontsize=10.5, fontweight="bold", color=INK, va="bottom",
              linespacing=1.15)  # fmt: skip
-    fig.text(0.04, 0.637, f"{data.label}; {_threshold_text(data).lower()}", fontsize=7.5,
+    view = data.view + ("; baseline, without the What-if scenario open on the page"
+                        if scenario else "")  # fmt: skip
+    fig.text(0.04, 0.637, f"{data.label}; {view}", fontsize=7.5,
              color=MUTED, va="bottom")  # fmt: skip
     _map_key(fig, data, (0.04, 0.215, 0.52, 0.05))
     chart_ax = fig.add_axes((0.745, 0.36, 0.215, 0.265))
@@ -272,10 +305,21 @@ class MapData:
     frames: dict[str, gpd.GeoDataFrame]
     edges: np.ndarray
     threshold_text: str = ""
+    desert: DesertAt | None = None
+
+    @property
+    def view(self) -> str:
+        """The view in one line: ``"Methadone, by car, 15-minute threshold"``."""
+        return view_text(self.category, self.mode, self.threshold)
 
     @classmethod
-    def load(cls, bundle: Bundle, *, category: str, mode: str) -> MapData:
+    def load(
+        cls, bundle: Bundle, *, category: str, mode: str, threshold: float | None = None
+    ) -> MapData:
         """Read and project the layers of a bundle for one (category, mode).
+
+        With ``threshold`` (minutes, the one on screen) the pair's desert is recomputed at
+        it (:func:`etl.outputs.export.desert_at`): drawn, counted and printed at it.
 
         Raises
         ------
@@ -305,8 +349,16 @@ class MapData:
         for name in ("grid", "isochrones", "deserts", "barriers", "region", "providers"):
             if name in bundle.layer_names:
                 frames[name] = bundle.read_layer(name).to_crs(crs)
-        thresholds = bundle.manifest.get("settings", {}).get("thresholds_min", {})
-        threshold = thresholds.get(category, {}).get(mode)
+        desert = None
+        if threshold is not None:
+            desert = desert_at(bundle, category, mode, threshold)
+            if "deserts" in frames:
+                frames["deserts"] = at_threshold(
+                    bundle, {"deserts": frames["deserts"]}, desert
+                )["deserts"].to_crs(crs)
+        else:
+            thresholds = bundle.manifest.get("settings", {}).get("thresholds_min", {})
+            threshold = thresholds.get(category, {}).get(mode)
         data = cls(
             bundle=bundle, category=category, mode=mode, crs=crs,
             label=CATEGORY_LABELS[category], how="by car" if mode == "drive" else "on foot",
@@ -314,6 +366,7 @@ class MapData:
             fictional=bool(bundle.manifest.get("fictional")), column=column, frames=frames,
             edges=time_edges(bundle.manifest.get("settings", {}).get("bands_min") or (10, 20, 30),
                              threshold),
+            desert=desert,
         )  # fmt: skip
         data.threshold_text = _threshold_text(data)
         return data
@@ -560,8 +613,16 @@ def source_line(manifest: Mapping[str, Any]) -> str:
     return line
 
 
-def key_numbers(bundle: Bundle) -> list[dict[str, str]]:
+def key_numbers(bundle: Bundle, *, view: DesertAt | None = None) -> list[dict[str, str]]:
     """Plain-language key numbers for the fact sheet, each with its threshold.
+
+    Parameters
+    ----------
+    bundle
+        The region bundle.
+    view
+        The pair on screen at its threshold (:func:`etl.outputs.export.desert_at`): its
+        card comes first among the desert cards and is counted at that threshold.
 
     Returns
     -------
@@ -587,12 +648,28 @@ def key_numbers(bundle: Bundle) -> list[dict[str, str]]:
         total = sum(by_cat.values())
         ranked = sorted(by_cat.items(), key=lambda kv: -kv[1])
         parts = [f"{_CATEGORY_SHORT.get(c, c)} {n:,}" for c, n in ranked]
-        cards.append({"number": f"{total:,}", "text": "places offering care in the data",
-                      "note": " · ".join(parts)})  # fmt: skip
+        places = None
+        if "providers" in bundle.manifest.get("layers", {}):
+            places, total = count_places(bundle.read_layer("providers"))
+        if places is None:  # no layer to tell addresses apart: count services only
+            cards.append({"number": f"{total:,}", "text": "services offering care in the data",
+                          "note": "services: " + " · ".join(parts)})  # fmt: skip
+        else:
+            cards.append({"number": f"{places:,}",
+                          "text": "places (distinct addresses) offering care in the data",
+                          "note": f"{total:,} services: " + " · ".join(parts)})  # fmt: skip
     transit = _transit_card(bundle, summary)
     room = 4 if transit is not None else 5  # cards before the transit and good-news ones
     reached: dict[tuple[str, float], list[str]] = {}
-    for key in _pairs_by_importance(summary):
+    ordered = _pairs_by_importance(summary)
+    if view is not None:
+        summary = dict(summary)
+        view_key = f"{view.category}_{view.mode}"
+        summary[view_key] = {**summary.get(view_key, {}), "threshold_min": view.threshold_min,
+                             "people_within": round(view.within),
+                             "people_in_desert": round(view.beyond)}  # fmt: skip
+        ordered = [view_key, *(k for k in ordered if k != view_key)]
+    for key in ordered:
         entry = summary[key]
         category, mode = key.rsplit("_", 1)
         within, desert = entry.get("people_within"), entry.get("people_in_desert")
@@ -672,8 +749,9 @@ def _transit_card(bundle: Bundle, summary: Mapping[str, Any]) -> dict[str, str] 
 def people_times(bundle: Bundle, category: str, mode: str) -> tuple[np.ndarray, np.ndarray, float]:
     """Per-person travel time (minutes; NaN off the network), weights, and uncovered people.
 
-    Recomputes the pipeline's per-person time from the bundle's access arrays:
-    the node's time plus the walk from the person to the node.
+    Recomputes the pipeline's per-person time from the bundle's access arrays with the
+    pipeline's own rule (:func:`etl.engine.counting.people_times`); people with no route
+    are NaN here too (they are drawn grey).
     """
     people = bundle.read_layer("people")
     arrays = bundle.access_arrays(mode)
@@ -682,13 +760,16 @@ def people_times(bundle: Bundle, category: str, mode: str) -> tuple[np.ndarray, 
         msg = f"no travel times for {category} by {mode} in {bundle.path}"
         raise ExportError(msg)
     net = bundle.network(mode)
-    node = people[f"node_{mode}"].to_numpy()
-    snap = people[f"snap_m_{mode}"].to_numpy()
-    max_snap = float(bundle.manifest.get("settings", {}).get("max_snap_m", np.inf))
-    t = (arrays[key][node].astype(float) + snap / net.walk_speed_mps) / 60.0
-    covered = snap <= max_snap
+    seconds = counted_times(
+        arrays[key],
+        people[f"node_{mode}"].to_numpy(),
+        people[f"snap_m_{mode}"].to_numpy(),
+        walk_speed_mps=net.walk_speed_mps,
+        cover_m=cover_distance(bundle.manifest),
+    )
     weight = people["weight"].to_numpy(dtype=float)
-    t = np.where(covered & np.isfinite(t), t, np.nan)
+    covered = ~np.isnan(seconds)
+    t = np.where(np.isfinite(seconds), seconds / 60.0, np.nan)
     return t, weight, float(weight[~covered].sum())
 
 
@@ -769,6 +850,9 @@ def _legend(ax: Axes, data: MapData, handles: list[Any]) -> None:
         y -= 0.04 + 0.022 * _wrap(label, 38).count("\n")
     summary = data.bundle.manifest.get("stages", {}).get("access", {}).get("summary", {})
     entry = summary.get(f"{data.category}_{data.mode}", {})
+    if data.desert is not None:  # the threshold on screen, recomputed
+        entry = {**entry, "people_within": round(data.desert.within),
+                 "people_in_desert": round(data.desert.beyond)}  # fmt: skip
     y -= 0.02
     if entry.get("people_in_desert") is not None and data.threshold is not None:
         within, desert = entry["people_within"], entry["people_in_desert"]
@@ -788,9 +872,11 @@ def _legend(ax: Axes, data: MapData, handles: list[Any]) -> None:
         ax.text(0.0, y, _wrap(text, 48), fontsize=8.8, color=INK, va="top",
                 transform=ax.transAxes)  # fmt: skip
         y -= 0.045 + 0.03 * _wrap(text, 48).count("\n")
-    uncovered = data.bundle.manifest.get("stages", {}).get("areas", {}).get("population_uncovered")
-    if uncovered:
-        text = f"Grey: no travel time — {uncovered:,} people live beyond the mapped street network."
+    coverage = mode_coverage(data.bundle, data.mode)
+    if coverage and coverage["not_covered"]:
+        text = (f"Grey: no travel time — {coverage['not_covered']:,} people live beyond the "
+                f"mapped street network (more than {coverage['cover_m']:g} m from its "
+                "streets): not covered.")  # fmt: skip
         ax.text(0.0, y, _wrap(text, 48), fontsize=8, color=MUTED, va="top", transform=ax.transAxes)
 
 
@@ -933,16 +1019,15 @@ def _number_cards(fig: Figure, cards: list[dict[str, str]], *, top: float) -> No
 def _notes(bundle: Bundle, data: MapData) -> list[tuple[str, str]]:
     m = bundle.manifest
     s = m.get("settings", {})
-    areas = m.get("stages", {}).get("areas", {})
     notes = []
-    covered, uncovered = areas.get("population_covered"), areas.get("population_uncovered")
-    if covered is not None and uncovered:
-        share = covered / (covered + uncovered)
+    coverage = mode_coverage(bundle, data.mode)
+    if coverage and coverage["not_covered"]:
+        share = coverage["covered"] / coverage["people"] if coverage["people"] else 0.0
         notes.append(("Who is counted",
-                      f"Travel times are computed for the {covered:,} people ({_pct(share)}) who "
-                      f"live within {s.get('max_snap_m', 0):,.0f} m of the mapped street network; "
-                      f"{uncovered:,} people live beyond the street data used and are not in the "
-                      "percentages."))  # fmt: skip
+                      f"Travel times {data.how} are computed for the {coverage['covered']:,} "
+                      f"people ({_pct(share)}) who live within {coverage['cover_m']:,.0f} m of "
+                      f"the mapped street network; {coverage['not_covered']:,} people live beyond "
+                      "it: not covered, and not in the percentages."))  # fmt: skip
     congestion = s.get("congestion_factor", 1)
     notes.append(("How travel time is measured",
                   "From where people live to the nearest site, along streets, at typical speeds "
@@ -950,10 +1035,47 @@ def _notes(bundle: Bundle, data: MapData) -> list[tuple[str, str]]:
                   f"factor {congestion:g} ({'no traffic delay assumed' if congestion == 1 else 'times scaled for traffic'}). "  # noqa: E501
                   "A 'desert' is everyone beyond the threshold printed beside each number. "
                   "Real trips can take longer: parking, waiting, transit schedules."))  # fmt: skip
+    overdose = overdose_lines(bundle)
+    if overdose:
+        notes.append(("Overdose deaths by county", " ".join(overdose)))
     notes.append(("Privacy", "Overdose counts from 1 to 9 are never shown; rates on fewer than "
                   "20 deaths are marked unstable; syringe services sites that ask are shown only "
                   "as an approximate area."))  # fmt: skip
     return notes
+
+
+def overdose_lines(bundle: Bundle) -> list[str]:
+    """The fact sheet's overdose sentences: every county of the region, per source.
+
+    Parameters
+    ----------
+    bundle
+        The opened region bundle.
+
+    Returns
+    -------
+    list of str
+        One sentence per region county and source (its latest period), led by the source's
+        short name; :data:`etl.inputs.counties.NO_COUNTY_TEXT` alone when the build knew no
+        county of the region; empty without a counties layer.
+    """
+    stage = bundle.manifest.get("stages", {}).get("counties", {})
+    if "counties" not in bundle.manifest.get("layers", {}):
+        return []
+    fips = [str(f) for f in stage.get("region_counties") or []]
+    if "counties_from" not in stage:  # built before the region's counties were recorded
+        fips = geoid_counties(bundle.read_layer("areas")["area_id"],
+                              unit=bundle.manifest.get("stages", {}).get("areas", {}).get("unit"))
+        fips = fips or []
+    if not fips:
+        return [NO_COUNTY_TEXT]
+    rows = region_overdose(bundle.read_layer("counties"), fips, stage.get("county_names") or {})
+    lines = []
+    for row in rows.to_dict("records"):
+        short = str(row.get("source") or "").split(",")[0].strip()
+        text = overdose_text({**row, "source": None}, prefix=county_label(row))
+        lines.append(f"{short}: {text}" if short else text)
+    return lines
 
 
 def _headline_pair(summary: Mapping[str, Any], category: str | None,

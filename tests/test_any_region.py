@@ -1,0 +1,189 @@
+"""Any real region, right numbers: Two Rivers (tests/real_shaped_region.py) built end to end.
+
+A region shaped unlike ours — a state line, four counties its ids cannot name, areas without
+ids with their people in the area file, a street extract clipped to corridors, a national
+provider list, a category with no sites — must build, and every figure it shows must be true:
+the right counties and only those, modelled rates kept, one "not covered" number on every
+surface, no desert or band that counts people it does not draw, sites across the line kept
+and sites off the network listed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from etl.bundle.store import Bundle
+from etl.config import load_config
+from etl.pipeline import run_build
+from tests import real_shaped_region as tr
+
+pytestmark = pytest.mark.xdist_group("two_rivers")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, list[str]]:
+    """Two Rivers with its four counties named in the config, and the build's warnings."""
+    root = tmp_path_factory.mktemp("two-rivers")
+    cfg = load_config(tr.write_region(root))
+    records: list[logging.LogRecord] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = _Keep(level=logging.WARNING)
+    logging.getLogger("etl").addHandler(handler)
+    try:
+        path = run_build(cfg, root / "geodata", progress=False)
+    finally:
+        logging.getLogger("etl").removeHandler(handler)
+    return Bundle.open(path), [r.getMessage() for r in records]
+
+
+@pytest.fixture(scope="module")
+def unnamed(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    """Two Rivers without `counties:`: its generated ids name no county."""
+    root = tmp_path_factory.mktemp("two-rivers-unnamed")
+    cfg = load_config(tr.write_region(root, counties=False))
+    return Bundle.open(run_build(cfg, root / "geodata", progress=False))
+
+
+def stage(bundle: Bundle, name: str) -> dict:
+    return bundle.manifest["stages"][name]
+
+
+# -- areas and people ----------------------------------------------------------------------
+
+
+def test_areas_without_ids_get_generated_ones_and_keep_every_person(built) -> None:
+    bundle, warnings = built
+    areas = bundle.read_layer("areas")
+    assert len(areas) == tr.NX * tr.NY
+    assert areas["area_id"].is_unique and areas["area_id"].notna().all()
+    assert areas["population"].sum() == tr.areas_frame()["people"].sum()
+    assert any("id" in w.lower() and "generated" in w.lower() for w in warnings), warnings
+
+
+# -- counties and overdose -----------------------------------------------------------------
+
+
+def test_the_region_has_its_four_counties_and_no_other(built) -> None:
+    bundle, _ = built
+    info = stage(bundle, "counties")
+    four = sorted(c[0] for c in tr.COUNTIES)
+    assert info["region_counties"] == four
+    assert info["counties_from"] == "config"
+    counties = bundle.read_layer("counties")
+    assert tr.ELSEWHERE[0] not in set(counties["fips"])
+    for source, rows in counties.groupby("source"):
+        assert sorted(rows["fips"].unique()) == four, source
+
+
+def test_modelled_rates_without_counts_are_kept_with_their_basis(built) -> None:
+    bundle, _ = built
+    counties = bundle.read_layer("counties")
+    oeps = counties[counties["rate_basis"] == "modelled"].set_index("fips")
+    assert len(oeps) == 4
+    assert oeps.loc["39061", "rate_per_100k"] == pytest.approx(51.5)
+    assert oeps.loc["39017", "rate_per_100k"] == pytest.approx(39.9)
+
+
+def test_small_counts_stay_hidden(built) -> None:
+    bundle, _ = built
+    counties = bundle.read_layer("counties")
+    table = counties[counties["rate_basis"] != "modelled"].set_index("fips")
+    assert pd.isna(table.loc["18115", "deaths"])  # 4 deaths: never shown
+    assert pd.isna(table.loc["18115", "rate_per_100k"])  # ... nor derivable from a rate
+    assert table.loc["39061", "deaths"] == 402
+
+
+def test_without_counties_the_region_names_none(unnamed) -> None:
+    info = stage(unnamed, "counties")
+    assert info["region_counties"] == []
+    assert info["counties_from"] == "none"
+    if "counties" in unnamed.layer_names:
+        assert len(unnamed.read_layer("counties")) == 0
+
+
+# -- who is counted ------------------------------------------------------------------------
+
+
+def test_one_not_covered_number_per_mode_adds_up(built) -> None:
+    bundle, _ = built
+    total = int(tr.areas_frame()["people"].sum())
+    coverage = stage(bundle, "access")["coverage"]
+    for mode in ("drive", "walk"):
+        c = coverage[mode]
+        assert c["covered"] + c["not_covered"] == c["people"] == total
+        # the east column has no street within 1 km: none of its people is covered
+        assert c["not_covered"] >= tr.EAST_PEOPLE
+
+
+def test_the_build_warns_that_the_extract_falls_short(built) -> None:
+    _, warnings = built
+    assert any("extract" in w and "%" in w for w in warnings), warnings
+
+
+def test_every_desert_and_band_that_counts_people_draws_them(built) -> None:
+    bundle, _ = built
+    for name in ("deserts", "isochrones"):
+        layer = bundle.read_layer(name)
+        col = "people" if "people" in layer.columns else "population"
+        counted = layer[layer[col].fillna(0) > 0]
+        assert len(counted), name
+        geoms = counted.geometry.to_numpy()
+        assert not (shapely.is_missing(geoms) | shapely.is_empty(geoms)).any(), name
+
+
+def test_nobody_beyond_the_network_is_in_a_desert(built) -> None:
+    bundle, _ = built
+    deserts = bundle.read_layer("deserts")
+    col = "people" if "people" in deserts.columns else "population"
+    coverage = stage(bundle, "access")["coverage"]
+    for _, row in deserts.iterrows():
+        assert row[col] <= coverage[row["mode"]]["covered"] + 0.5
+    # the east column (lon > STREETS_EAST + 1 km) lies in no desert polygon
+    far = shapely.box(tr.EAST - (tr.EAST - tr.WEST) / tr.NX + 0.004, tr.SOUTH, tr.EAST, tr.NORTH)
+    drive = deserts[(deserts["mode"] == "drive") & (deserts["category"] == "methadone")]
+    desert = shapely.union_all(drive.to_crs("EPSG:4326").geometry.to_numpy())
+    assert shapely.area(shapely.intersection(desert, far)) < 0.05 * shapely.area(far)
+
+
+# -- sites ---------------------------------------------------------------------------------
+
+
+def test_sites_across_the_state_line_and_in_the_buffer_are_kept(built) -> None:
+    bundle, _ = built
+    providers = bundle.read_layer("providers")
+    names = set(providers["name"])
+    assert {"Dearborn Recovery Services", "West Bank Clinic", "Riverside Treatment Center"} <= (
+        names
+    )
+    assert "Austin Clinic" not in names
+    west_bank = providers[providers["name"] == "West Bank Clinic"].iloc[0]
+    assert not bool(west_bank["in_region"])
+
+
+def test_sites_off_the_network_are_listed_with_their_distance(built) -> None:
+    bundle, warnings = built
+    off = stage(bundle, "providers")["off_network"]
+    hilltop = [o for o in off if o["name"] == "Hilltop Program"]
+    assert {o["mode"] for o in hilltop} >= {"drive"}
+    assert all(o["snap_m"] > 1500 for o in hilltop)
+    assert any("Hilltop Program" in w for w in warnings), warnings
+
+
+def test_people_points_carry_the_distance_that_decides_coverage(built) -> None:
+    bundle, _ = built
+    people = bundle.read_layer("people")
+    cover_m = stage(bundle, "access")["coverage"]["drive"]["cover_m"]
+    assert 200 <= cover_m <= 400
+    far = people["lon"].to_numpy() > tr.STREETS_EAST + 0.012  # ≥ 1 km east of the streets
+    if far.any():
+        assert (people.loc[far, "snap_m_drive"].to_numpy() > cover_m).all()
+    assert np.isfinite(people["snap_m_drive"].to_numpy()).all()
