@@ -13,6 +13,7 @@ from dash import html
 
 from etl.categories import CATEGORY_LABELS, MODE_LABELS
 from layouts.overview import fictional_banner, sources_list, summary_table
+from viewmodel.data import cover_distance
 
 ODBL_URL = "https://opendatacommons.org/licenses/odbl/1-0/"
 OSM_COPYRIGHT_URL = "https://www.openstreetmap.org/copyright"
@@ -27,9 +28,10 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
     ),
     (
         "Desert",
-        "People whose travel time to the nearest site is beyond the threshold. The map's desert "
-        "covers the streets (as small hexagons) from which no site is reached within the "
-        "threshold; the threshold used is printed beside every number.",
+        "People whose travel time to the nearest site is beyond the threshold. The desert is "
+        "drawn as the streets (small hexagons) from which no site is reached within the "
+        "threshold, plus the spots where each person counted in it lives; the threshold used "
+        "is printed beside every number.",
     ),
     (
         "Travel-time bands",
@@ -38,9 +40,10 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
     ),
     (
         "People",
-        "Each census area's population is spread along its residential streets (dasymetric "
-        "points), so area values are weighted by where people live. People beyond the street "
-        "network's coverage are counted neither as reached nor as in a desert.",
+        "Each area's people are placed at its census blocks where the region has them, otherwise "
+        "spread along its residential streets (dasymetric points), so area values are weighted "
+        "by where people live. A person farther than {cover} m from a travel mode's streets is "
+        "not covered by that mode: counted neither as reached nor as in a desert.",
     ),
     ("Travel time by area", "The population-weighted mean travel time of the area's people."),
 )
@@ -142,12 +145,12 @@ def speeds_table(settings: dict[str, Any]) -> html.Table:
 def methods_page(manifest: dict[str, Any], *, header: Any = None) -> html.Div:
     """The methods page for one bundle."""
     s = manifest.get("settings", {})
-    manifest.get("stages", {})
     osm = _osm_inputs(manifest)
     osm_dates = ", ".join(sorted({str(i.get("date")) for i in osm if i.get("date")})) or "unknown"
     cf = s.get("congestion_factor", 1)
     walk = s.get("walk_speed_kph", 4.8)
     bands = ", ".join(f"{b:g}" for b in s.get("bands_min", [10, 20, 30]))
+    cover = f"{cover_distance(manifest):,.0f}"
     software = manifest.get("software", {})
     parts: list = [
         header,
@@ -175,7 +178,7 @@ def methods_page(manifest: dict[str, Any], *, header: Any = None) -> html.Div:
                         for term, text in DEFINITIONS
                         for item in (
                             html.Dt(term),
-                            html.Dd(text.format(walk=f"{walk:g}", bands=bands)),
+                            html.Dd(text.format(walk=f"{walk:g}", bands=bands, cover=cover)),
                         )
                     ],
                     className="atlas-dl atlas-dl--wide",
@@ -235,11 +238,12 @@ def coverage_section(manifest: dict[str, Any]) -> list:
             f"A person counts for a travel mode only where the mode's nearest street node is "
             f"within {cover_m:g} m (about {cover_m / 80:.0f} minutes on foot) and the street data "
             "reaches the part of their census area where they live. Everyone else is not "
-            'covered: never in a desert, a band or "within reach". The distance was chosen '
-            "from the data: on the fictional region every home point lies within about 110 m of "
-            "a street; on Franklin County the count beyond is nearly flat from 200 m to 500 m, "
-            "and the rest lie 1-4.6 km beyond a clipped street extract. The same number is on "
-            "the map's summary, this page, the printed map, the fact sheet and every export."
+            'covered: never in a desert, a band or "within reach". The distance comes from the '
+            "data: where street data is complete, nearly everyone lives within 200 m of a "
+            "street (99.8 % of the people of central Franklin County, Ohio, at their census "
+            "blocks); a person farther away lives where the street extract has no streets. The "
+            "same number is on the map's summary, this page, the printed map, the fact sheet "
+            "and every export."
         ),
     ]
     if coverage:
@@ -258,7 +262,12 @@ def coverage_section(manifest: dict[str, Any]) -> list:
             html.Table(
                 [
                     html.Thead(
-                        html.Tr([html.Th(h) for h in ("mode", "covered", "not covered", "people")])
+                        html.Tr(
+                            [
+                                html.Th(h, scope="col")
+                                for h in ("Travel", "Covered", "Not covered", "People")
+                            ]
+                        )
                     ),
                     html.Tbody(rows),
                 ],
@@ -280,9 +289,10 @@ def coverage_section(manifest: dict[str, Any]) -> list:
             )
             for r in off
         ]
+        n_off = len({r["id"] for r in off})
         out += [
             html.P(
-                f"{len({r['id'] for r in off}):,} sites lie more than "
+                f"{n_off:,} {'site lies' if n_off == 1 else 'sites lie'} more than "
                 f"{s.get('max_snap_m', 1500):g} m from a mode's street network and are left out "
                 "of that mode's travel times:"
             ),
