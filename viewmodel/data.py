@@ -52,10 +52,10 @@ from etl.bundle.coverage import cover_distance, mode_coverage
 from etl.bundle.regions import open_region
 from etl.bundle.store import Bundle
 from etl.categories import CATEGORIES, DEFAULT_BANDS_MIN, MODES
-from etl.engine.counting import people_times
+from etl.engine.counting import drawn_cell_times, people_times
 from etl.engine.isochrones import cell_times, cells_to_polygon
 from etl.engine.network import ModeNetwork
-from etl.engine.streets import StreetSamples, sample_streets
+from etl.engine.streets import StreetSamples, cells_of, sample_streets
 from etl.fips import geoid_counties
 from etl.inputs.counties import NO_COUNTY_TEXT, region_overdose
 from etl.inputs.counties import county_label as county_label  # re-exported for layouts
@@ -912,6 +912,19 @@ class RegionData:
 
         return self.cached(("people_times", category, mode), make)
 
+    def person_cells(self, mode: str) -> np.ndarray:
+        """Each people point's fine H3 cell at ``mode``'s street-sample resolution."""
+
+        def make() -> np.ndarray:
+            people = self.layer("people")
+            return cells_of(
+                people["lat"].to_numpy(dtype=float),
+                people["lon"].to_numpy(dtype=float),
+                self.samples(mode).res,
+            )
+
+        return self.cached(("person_cells", mode), make)
+
     def people_weights(self) -> np.ndarray:
         """People per point."""
         return self.cached("weights", lambda: self.layer("people")["weight"].to_numpy(dtype=float))
@@ -1023,7 +1036,13 @@ def _region(rd: RegionData) -> bytes:
 
 
 def _bands(rd: RegionData, category: str, mode: str) -> bytes:
-    cells, best = rd.cell_times(category, mode)
+    # Streets plus the cells of the people counted there: every desert drawn holds its count.
+    cells, best = drawn_cell_times(
+        *rd.cell_times(category, mode),
+        rd.person_cells(mode),
+        rd.people_times(category, mode),
+        rd.people_weights(),
+    )
     return bands_geojson(*time_bands(cells, best))
 
 

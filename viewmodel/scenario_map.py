@@ -129,7 +129,10 @@ def _cell_times(result: ScenarioResult) -> tuple[np.ndarray, np.ndarray, np.ndar
     if result.cells is None or result.cell_best_s is None or result.base_cell_best_s is None:
         msg = "band_change: the result has no cell times; make it with etl.engine.scenario.evaluate"
         raise ValueError(msg)
-    return result.cells, result.base_cell_best_s, result.cell_best_s
+    base = result.base
+    cells, before = base.map_cell_times(result.base_cell_best_s, result.base_person_time_s)
+    _, after = base.map_cell_times(result.cell_best_s, result.person_time_s)
+    return cells, before, after
 
 
 def bands_overlay(change: BandChange) -> dict[str, Any]:

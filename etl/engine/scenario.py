@@ -63,9 +63,10 @@ from pyproj import Transformer
 from etl._errors import BundleError, InputError
 from etl.categories import CATEGORIES, CATEGORY_LABELS, DEFAULT_BANDS_MIN, MODE_LABELS, site_mask
 from etl.engine.access import nearest_site_times, routable_sites, snap_points
+from etl.engine.counting import drawn_cell_times
 from etl.engine.isochrones import band_polygons, cells_to_polygon
 from etl.engine.network import ModeNetwork
-from etl.engine.streets import StreetSamples, sample_streets, sample_times
+from etl.engine.streets import StreetSamples, cells_of, sample_streets, sample_times
 
 logger = logging.getLogger(__name__)
 
@@ -672,6 +673,38 @@ class BaselineAccess:
     def samples(self) -> StreetSamples:
         """Street samples of the network (as the pipeline's), computed once."""
         return self._cached("samples", lambda: sample_streets(self.net))
+
+    def person_cells(self) -> np.ndarray:
+        """Each people point's fine H3 cell at the street samples' resolution (cached).
+
+        Empty where the people layer has no ``lon``/``lat`` (then only streets are drawn).
+        """
+
+        def make() -> np.ndarray:
+            if not {"lon", "lat"} <= set(self.people.columns):
+                return np.array([], dtype=np.uint64)
+            return cells_of(
+                self.people["lat"].to_numpy(dtype=float),
+                self.people["lon"].to_numpy(dtype=float),
+                self.samples().res,
+            )
+
+        return self._cached("person_cells", make)
+
+    def map_cell_times(
+        self, cell_best_s: np.ndarray, person_time_s: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The cells the map colours and their times: streets plus the people counted there.
+
+        :func:`etl.engine.counting.drawn_cell_times` on :meth:`cell_times`'s cells, so a
+        desert drawn at any threshold holds every person it counts.
+        """
+        cells = self._cell_groups()[2]
+        pc = self.person_cells()
+        if len(pc) != len(person_time_s):
+            return cells, cell_best_s
+        weight = self.people["weight"].to_numpy(dtype=float)
+        return drawn_cell_times(cells, cell_best_s, pc, person_time_s, weight)
 
     def _cell_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
