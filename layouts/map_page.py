@@ -592,6 +592,7 @@ def legend(model: PageModel, *, state: MapState | None = None) -> list:
                 ]
             )
         )
+    no_data = not model.options.has_data(s.category)
     if "desert" in shown or "bands" in shown:
         items.append(
             html.Li(
@@ -601,6 +602,9 @@ def legend(model: PageModel, *, state: MapState | None = None) -> list:
                 )
             )
         )
+        if no_data:  # nothing is drawn for it: say so instead of listing bands
+            items.append(html.Li("no data for this region: no travel times drawn"))
+            shown -= {"bands", "desert", "areas"}
     if "bands" in shown:
         bands = [
             float(b) for b in model.manifest.get("settings", {}).get("bands_min", [10, 20, 30])

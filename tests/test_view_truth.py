@@ -90,6 +90,8 @@ def test_a_category_without_data_is_kept_in_the_url_and_said_so(rd, options) -> 
     assert not by_value["treatment_facility"].get("disabled")  # the open one stays reachable
     assert "no data for this region" in _component_text(by_value["treatment_facility"]["label"])
     assert not by_value["methadone"].get("disabled")
+    legend = _component_text(mp.legend(model))
+    assert "no data for this region" in legend and "within" not in legend  # no bands listed
     # from the default view, a no-data category is greyed out with the reason
     default = page_model(rd, parse_state("", options, default_region="demo"), options,
                          default="demo")  # fmt: skip
