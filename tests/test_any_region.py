@@ -187,3 +187,51 @@ def test_people_points_carry_the_distance_that_decides_coverage(built) -> None:
     if far.any():
         assert (people.loc[far, "snap_m_drive"].to_numpy() > cover_m).all()
     assert np.isfinite(people["snap_m_drive"].to_numpy()).all()
+
+
+# -- what the page and the prints say -----------------------------------------------------
+
+
+def test_the_overdose_panel_names_the_four_counties_and_no_other(built, unnamed) -> None:
+    from etl.inputs.counties import NO_COUNTY_TEXT, county_label, overdose_text
+    from viewmodel.data import RegionData, county_overdose
+
+    bundle, _ = built
+    rows = county_overdose(RegionData(bundle=bundle))
+    assert len(rows) == 8  # four counties x two sources
+    assert {county_label(r) for r in rows} == {c[1] for c in tr.COUNTIES}
+    text = " ".join(overdose_text(r) for r in rows)
+    assert "Washakie" not in text and "56043" not in text
+    assert "51.5 per 100,000" in text and "modelled" in text
+    assert county_overdose(RegionData(bundle=unnamed)) == [{"note": NO_COUNTY_TEXT}]
+
+
+def test_a_category_with_no_sites_is_no_data_not_methadone(built) -> None:
+    from viewmodel.data import RegionData, map_options
+    from viewmodel.state import parse_state
+
+    bundle, _ = built
+    options = map_options(RegionData(bundle=bundle), ["two-rivers"])
+    assert "naltrexone" not in options.categories and "naltrexone" in options.no_data
+    state = parse_state("?cat=naltrexone", options, default_region="two-rivers")
+    assert state.category == "naltrexone"
+
+
+def test_the_fact_sheet_counts_at_the_threshold_asked_for(built) -> None:
+    from etl.outputs.export import desert_at
+
+    bundle, _ = built
+    at_15 = desert_at(bundle, "buprenorphine", "walk", 15)
+    at_20 = desert_at(bundle, "buprenorphine", "walk", 20)
+    stored = bundle.read_layer("deserts")
+    row = stored[(stored["category"] == "buprenorphine") & (stored["mode"] == "walk")].iloc[0]
+    assert round(at_20.beyond) == row["population"]  # the configured threshold: as built
+    assert at_15.beyond >= at_20.beyond
+    coverage = stage(bundle, "access")["coverage"]["walk"]
+    assert round(at_15.not_covered) == coverage["not_covered"] - _unplaced(bundle)
+
+
+def _unplaced(bundle: Bundle) -> int:
+    """People of the areas with no people point (not covered by any mode)."""
+    people = bundle.read_layer("people")
+    return round(bundle.read_layer("areas")["population"].sum() - people["weight"].sum())
