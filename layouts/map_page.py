@@ -592,7 +592,10 @@ def legend(model: PageModel, *, state: MapState | None = None) -> list:
                 ]
             )
         )
-    no_data = not model.options.has_data(s.category)
+    # The categories with travel times, as the build recorded them (the legend callback's
+    # model carries no options).
+    timed = model.manifest.get("stages", {}).get("access", {}).get("categories")
+    no_data = timed is not None and s.category not in timed
     if "desert" in shown or "bands" in shown:
         items.append(
             html.Li(

@@ -92,6 +92,10 @@ def test_a_category_without_data_is_kept_in_the_url_and_said_so(rd, options) -> 
     assert not by_value["methadone"].get("disabled")
     legend = _component_text(mp.legend(model))
     assert "no data for this region" in legend and "within" not in legend  # no bands listed
+    # the legend callback builds its model without options (callbacks.map.update_legend)
+    bare = mp.PageModel(manifest=model.manifest, state=state, options=None, urls={},
+                        summary=[], defaults={})  # fmt: skip
+    assert _component_text(mp.legend(bare)) == legend
     # from the default view, a no-data category is greyed out with the reason
     default = page_model(rd, parse_state("", options, default_region="demo"), options,
                          default="demo")  # fmt: skip
