@@ -52,7 +52,9 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
 PRIVACY_RULES: tuple[str, ...] = (
     "Overdose death counts from 1 to 9 are never shown, exported or derivable (CDC WONDER's "
     "rule); where a shown total would reveal a hidden count, further counts are hidden too "
-    "(complementary suppression). Rates built on a hidden count are hidden with it.",
+    "(complementary suppression). Rates built on a hidden count are hidden with it. A rate "
+    "published without a count (a modelled rate) is shown unless a count of 1 to 9 follows "
+    "from it and the county's population, and is hidden where no population is known to check.",
     "Rates built on fewer than 20 deaths are marked unstable (NCHS standard) and drawn with a "
     "dashed outline.",
     "A syringe services site that asked not to be shown exactly appears only as the area (an H3 "

@@ -283,7 +283,7 @@ def test_cdc_wonder_rate_without_count_is_kept_unless_a_small_count_follows(tmp_
         '"A County, OH","39001",Missing,300000,14.1\n'  # 42 deaths: kept
         '"B County, OH","39003",Missing,300000,2.0\n'  # 6 deaths: suppressed
         '"E County, OH","39009",Missing,200000,3.5\n'  # 7: suppressed (6 + 7 hide each other)
-        '"C County, OH","39005",Missing,Missing,20.0\n'  # no population: kept
+        '"C County, OH","39005",Missing,Missing,20.0\n'  # no population: cannot be checked
         '"D County, OH","39007",250,200000,125.0\n',
         encoding="utf-8",
     )
@@ -292,8 +292,11 @@ def test_cdc_wonder_rate_without_count_is_kept_unless_a_small_count_follows(tmp_
     assert out.loc["39001", "rate_per_100k"] == 14.1 and not out.loc["39001", "suppressed"]
     assert pd.isna(out.loc["39001", "deaths"])  # the derived count is never written
     assert out.loc["39003", "suppressed"] and np.isnan(out.loc["39003", "rate_per_100k"])
-    assert out.loc["39009", "suppressed"] and out["suppressed"].sum() == 2
-    assert out.loc["39005", "rate_per_100k"] == 20.0 and not out.loc["39005", "unstable"]
+    assert out.loc["39009", "suppressed"] and not out.loc["39009", "unchecked"]
+    # a rate with no count and no population anywhere could hide a small count: hidden
+    assert out.loc["39005", "suppressed"] and out.loc["39005", "unchecked"]
+    assert np.isnan(out.loc["39005", "rate_per_100k"])
+    assert out["suppressed"].sum() == 3 and out["unchecked"].sum() == 1
     assert out.loc["39007", "deaths"] == 250
 
 

@@ -203,8 +203,10 @@ def suppress_table(table: pd.DataFrame) -> pd.DataFrame:
     (so a county's value is never recoverable within one published table). A rate with no
     count is kept unless a count from 1 to 9 can be derived from it and a population: the
     row's own, else the smallest yearly population the tables give for that county (a
-    pooled period's person-years divided by its years), times the row's years. Rates on
-    fewer than 20 deaths, known or derived, are marked unstable.
+    pooled period's person-years divided by its years), times the row's years. A rate with
+    no count and no population in any table cannot be checked (the census population is
+    public, so a small count might follow from it): it is suppressed, and ``unchecked``
+    marks it. Rates on fewer than 20 deaths, known or derived, are marked unstable.
 
     Parameters
     ----------
@@ -223,11 +225,24 @@ def suppress_table(table: pd.DataFrame) -> pd.DataFrame:
     smallest = (pop / years).groupby(out["fips"]).transform("min")  # per year, from any table
     out["_population"] = pop.where(pop.notna(), smallest * years.fillna(1.0))
     rates = [c for c in RATE_COLUMNS if c in out.columns]
+    has_rate = out[rates].apply(pd.to_numeric, errors="coerce").notna().any(axis=1)
+    unchecked = out["deaths"].isna() & has_rate & out["_population"].isna()
+    unchecked &= ~out["suppressed"].fillna(False).astype(bool)
+    out.loc[unchecked, rates] = np.nan
+    out.loc[unchecked, "suppressed"] = True
     out = suppress_counts(
         out, count_cols=["deaths"], group_col="_group", population_col="_population"
     )
     out = mark_unstable(out, "deaths", rate_cols=rates, population_col="_population")
-    return out.drop(columns=["_group", "_population"])
+    out = out.drop(columns=["_group", "_population"])
+    out["unchecked"] = unchecked.to_numpy()
+    if unchecked.any():
+        logger.info(
+            "suppress_table: %s rates without a count or any population hidden (cannot be "
+            "checked for a count of 1-9)",
+            f"{int(unchecked.sum()):,}",
+        )
+    return out
 
 
 def _years_pooled(table: pd.DataFrame) -> pd.Series:
@@ -378,6 +393,7 @@ def stage_counties(ctx: Any) -> dict[str, Any]:
     rows_read = len(table)
     names = county_names(table, counties)
     table = table[table["fips"].isin(counties.fips)].reset_index(drop=True)
+    n_unchecked = int(table.pop("unchecked").sum())
     unnamed = table["county"].isna() | (table["county"].astype(str) == "")
     table.loc[unnamed, "county"] = table.loc[unnamed, "fips"].map(names)
     # Each county gets its outline (the county polygon from county_outlines, else the union
@@ -412,6 +428,7 @@ def stage_counties(ctx: Any) -> dict[str, Any]:
         "suppressed": int(table["suppressed"].sum()),
         "unstable": int(table["unstable"].sum()),
         "rates_without_count": int((table["deaths"].isna() & table["rate_per_100k"].notna()).sum()),
+        "rates_unchecked": n_unchecked,
         **known,
         "county_names": names,
     }

@@ -867,7 +867,9 @@ def privacy_rules() -> list[str]:
     return [
         f"Overdose death counts from 1 to {min_shown - 1} are never shown, exported or "
         "derivable (CDC WONDER rule); where one could be recovered by subtraction, another "
-        "value is suppressed too. A suppressed value is empty, never zero.",
+        "value is suppressed too. A suppressed value is empty, never zero. A rate published "
+        "without a count is kept unless a count in that range follows from it and the "
+        "county's population, and hidden where no population is known to check it.",
         f"Rates built on fewer than {min_stable} deaths are marked unstable (NCHS).",
         "Syringe services sites that asked not to be shown exactly appear only as a "
         "generalized area, without address or coordinates.",
