@@ -318,8 +318,12 @@ def render_layers(request: ExportRequest) -> tuple[str, ...]:
 
 
 def download_name(region: str, request: ExportRequest) -> str:
-    """The file name the browser saves (``demo-methadone-drive-shapefile.zip`` …)."""
-    stem = f"{region}-{request.category}-{request.mode}"
+    """The file name the browser saves (``demo-methadone-drive-30min-shapefile.zip`` …).
+
+    The name carries the view's threshold, so two downloads at different thresholds never
+    overwrite each other in a Downloads folder.
+    """
+    stem = f"{region}-{request.category}-{request.mode}-{request.threshold:g}min"
     if request.kind in th.DATA_EXPORTS:
         return f"{stem}-{FORMATS[request.kind][1]}.zip"
     if request.kind == "factsheet":

@@ -172,7 +172,7 @@ def test_exports_from_the_page_open_in_gis(
         files[kind] = tmp_path / download.suggested_filename
         download.save_as(files[kind])
         assert "Downloading" in page.inner_text("#export-status")
-    assert files["shp"].name == "demo-buprenorphine-walk-shapefile.zip"
+    assert files["shp"].name == "demo-buprenorphine-walk-20min-shapefile.zip"
     expected = _bundle_counts(geodata, "buprenorphine")
     readers = {
         "shp": lambda d, layer: gpd.read_file(d / f"{layer}.shp"),
