@@ -39,7 +39,7 @@ from etl.bundle.privacy import assert_no_exact_points, assert_no_small_counts, g
 from etl.bundle.store import Bundle, BundleWriter, bundle_path, write_bundle, write_manifest
 from etl.categories import CATEGORIES, CATEGORY_LABELS, site_mask
 from etl.config import RegionConfig
-from etl.engine.access import nearest_site_times, routable_sites, snap_points
+from etl.engine.access import beyond_network, nearest_site_times, routable_sites, snap_points
 from etl.engine.counting import band_cells, covered_mask, desert_cells, people_times
 from etl.engine.grid import cell_polygons, grid_minutes, parent_cells
 from etl.engine.isochrones import cell_times, cells_to_polygon
@@ -376,7 +376,7 @@ def _off_network_sites(
     rows: list[dict[str, Any]] = []
     for mode in modes:
         snap = providers[f"snap_m_{mode}"].to_numpy(dtype=float)
-        for i in np.flatnonzero(~(snap <= max_snap_m)):
+        for i in np.flatnonzero(beyond_network(providers, mode, max_snap_m=max_snap_m)):
             site = providers.iloc[i]
             rows.append(
                 {

@@ -52,6 +52,7 @@ from etl.bundle.coverage import cover_distance, mode_coverage
 from etl.bundle.regions import open_region
 from etl.bundle.store import Bundle
 from etl.categories import CATEGORIES, DEFAULT_BANDS_MIN, MODES
+from etl.engine.access import beyond_network
 from etl.engine.counting import drawn_cell_times, people_times
 from etl.engine.isochrones import cell_times, cells_to_polygon
 from etl.engine.network import ModeNetwork
@@ -278,7 +279,7 @@ def providers_geojson(providers: pd.DataFrame, *, max_snap_m: float = 1500.0) ->
 def not_routed_lines(providers: pd.DataFrame, max_snap_m: float) -> list[list[str]]:
     """Per site: "not routed by car: 1.8 km from the street network" for each mode it is not.
 
-    The same rule as the pipeline's (``snap_m_<mode>`` above ``network.max_snap_m``, or none).
+    The pipeline's rule (:func:`etl.engine.access.beyond_network`).
     """
     out: list[list[str]] = [[] for _ in range(len(providers))]
     for mode, how in (("drive", "by car"), ("walk", "on foot")):
@@ -286,7 +287,7 @@ def not_routed_lines(providers: pd.DataFrame, max_snap_m: float) -> list[list[st
         if col not in providers.columns:
             continue
         snap = pd.to_numeric(providers[col], errors="coerce").to_numpy(dtype=float)
-        for i in np.flatnonzero(~(snap <= max_snap_m)):
+        for i in np.flatnonzero(beyond_network(providers, mode, max_snap_m=max_snap_m)):
             far = (
                 f"{snap[i] / 1000:.1f} km from the street network"
                 if np.isfinite(snap[i])

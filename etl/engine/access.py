@@ -171,6 +171,16 @@ def point_times(result: NearestResult, snap: Snap) -> tuple[np.ndarray, np.ndarr
     return result.time_s[snap.node] + snap.walk_s, result.nearest[snap.node]
 
 
+def beyond_network(providers: pd.DataFrame, mode: str, *, max_snap_m: float) -> np.ndarray:
+    """Which providers lie farther than ``max_snap_m`` from the mode's network (or have no snap).
+
+    The one rule the build's warning, the manifest's ``off_network`` list, the quality report
+    and the map's site details use; such a site is never routed to (:func:`routable_sites`).
+    """
+    snap = providers[f"snap_m_{mode}"].to_numpy(dtype=float)
+    return ~(snap <= max_snap_m)  # NaN (no snap) is beyond too
+
+
 def routable_sites(providers: pd.DataFrame, mode: str, *, max_snap_m: float) -> np.ndarray:
     """Which providers the engine routes to in ``mode`` (the ``compute-access`` rule).
 
@@ -182,8 +192,7 @@ def routable_sites(providers: pd.DataFrame, mode: str, *, max_snap_m: float) -> 
     numpy.ndarray
         Boolean mask over the rows.
     """
-    snap = providers[f"snap_m_{mode}"].to_numpy(dtype=float)
-    ok = snap <= max_snap_m  # NaN (no snap) is not routable either
+    ok = ~beyond_network(providers, mode, max_snap_m=max_snap_m)
     if "geocode_quality" in providers:
         ok &= (providers["geocode_quality"] != "city").to_numpy(dtype=bool)
     return ok

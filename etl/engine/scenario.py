@@ -63,7 +63,7 @@ from pyproj import Transformer
 from etl._errors import BundleError, InputError
 from etl.categories import CATEGORIES, CATEGORY_LABELS, DEFAULT_BANDS_MIN, MODE_LABELS, site_mask
 from etl.engine.access import nearest_site_times, routable_sites, snap_points
-from etl.engine.counting import drawn_cell_times
+from etl.engine.counting import covered_mask, drawn_cell_times
 from etl.engine.isochrones import band_polygons, cells_to_polygon
 from etl.engine.network import ModeNetwork
 from etl.engine.streets import StreetSamples, cells_of, sample_streets, sample_times
@@ -652,7 +652,7 @@ class BaselineAccess:
     def _people_arrays(self) -> dict[str, np.ndarray]:
         def make() -> dict[str, np.ndarray]:
             snap = self.people[f"snap_m_{self.mode}"].to_numpy(dtype=float)
-            covered = snap <= (self.max_snap_m if self.cover_m is None else self.cover_m)
+            covered = covered_mask(snap, self.max_snap_m if self.cover_m is None else self.cover_m)
             node = np.where(covered, self.people[f"node_{self.mode}"].to_numpy(dtype=float), 0)
             if self.areas is not None and "area_id" in self.areas:
                 idx = pd.Index(self.areas["area_id"].astype(str)).get_indexer(

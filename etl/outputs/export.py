@@ -125,10 +125,10 @@ _METRIC_RE: Final[re.Pattern[str]] = re.compile(
 # (unit, meaning) by field name; "{layer}" entries below override per layer.
 _FIELDS: Final[dict[str, tuple[str, str]]] = {
     "id": ("", "stable site identifier (source:hash)"),
-    "area_id": ("", "census area identifier (GEOID)"),
+    "area_id": ("", "area identifier (the area file's id, e.g. a GEOID, or one generated)"),
     "name": ("", "name"),
     "name2": ("", "second name (doing business as)"),
-    "unit": ("", "census unit (block group or tract)"),
+    "unit": ("", "kind of area (block, block group, tract, ZIP, ward ...)"),
     "category": ("", "care category: " + ", ".join(CATEGORIES)),
     "services": ("", "every care category offered at the site, separated by ';'"),
     "address": ("", "street address"),
