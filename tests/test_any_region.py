@@ -106,8 +106,7 @@ def test_without_counties_the_region_names_none(unnamed) -> None:
     info = stage(unnamed, "counties")
     assert info["region_counties"] == []
     assert info["counties_from"] == "none"
-    if "counties" in unnamed.layer_names:
-        assert len(unnamed.read_layer("counties")) == 0
+    assert len(unnamed.read_layer("counties")) == 0  # the tables' counties are none of its
 
 
 # -- who is counted ------------------------------------------------------------------------
@@ -183,10 +182,15 @@ def test_people_points_carry_the_distance_that_decides_coverage(built) -> None:
     people = bundle.read_layer("people")
     cover_m = stage(bundle, "access")["coverage"]["drive"]["cover_m"]
     assert 200 <= cover_m <= 400
-    far = people["lon"].to_numpy() > tr.STREETS_EAST + 0.012  # ≥ 1 km east of the streets
-    if far.any():
-        assert (people.loc[far, "snap_m_drive"].to_numpy() > cover_m).all()
     assert np.isfinite(people["snap_m_drive"].to_numpy()).all()
+    # nobody is placed a kilometre east of the streets: those areas' people have no point
+    assert not (people["lon"].to_numpy() > tr.STREETS_EAST + 0.012).any()
+    # not covered = people without a point + people at points beyond cover_m, exactly
+    far = people["snap_m_drive"].to_numpy() > cover_m
+    assert far.any()
+    weight = people["weight"].to_numpy()
+    not_covered = stage(bundle, "access")["coverage"]["drive"]["not_covered"]
+    assert round(weight[far].sum() + _unplaced(bundle)) == not_covered
 
 
 # -- what the page and the prints say -----------------------------------------------------
