@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import numpy as np
 import pandas as pd
 
 from etl._errors import AtlasError, InputError
@@ -236,6 +237,7 @@ class _Checker:
         self.cfg = cfg
         self.report = Report()
         self.failed: set[str] = set()  # files already reported as missing or unreadable
+        self.area_frame: Any = None  # the areas as read, when they could be
 
     def add(self, level: Level, where: str, text: str) -> None:
         self.report.problems.append(Problem(level, where, text))
@@ -344,7 +346,7 @@ class _Checker:
             from etl.inputs.areas import read_areas
 
             cfg = self.cfg.model_copy(update={"crs": self.report.crs})
-            self.run("areas", lambda: read_areas(cfg))
+            self.area_frame = self.run("areas", lambda: read_areas(cfg))
 
     def population(
         self, where: str, own_path: str, own_cols: list[str] | None, pop: Any
@@ -489,6 +491,60 @@ class _Checker:
                 if n.endswith("_column") and isinstance(getattr(value, n), str)
             }
             self.columns(key, path_str, cols, wanted)
+
+    def counties(self) -> None:
+        """The county outlines against the areas and ``counties:``, as the build joins them."""
+        cfg, areas = self.cfg, self.area_frame
+        if cfg.county_outlines is None or areas is None or not len(areas):
+            return
+        from etl.fips import geoid_counties
+        from etl.inputs.counties import outline_join
+
+        found = self.run("county_outlines", lambda: outline_join(cfg, areas))
+        if found is None:
+            return
+        joined = found[0]
+        outside = joined.isna().to_numpy()
+        if outside.any():
+            people = areas["population"].to_numpy(dtype="float64", na_value=0.0)
+            share = people[outside].sum() / max(people.sum(), 1.0)
+            self.add(
+                "warning",
+                "county_outlines",
+                f"{int(outside.sum()):,} of {len(areas):,} areas ({share:.1%} of people) lie "
+                "inside no county outline and get no county's overdose rows; check that "
+                f"{Path(cfg.county_outlines.path).name} covers the whole region",
+            )
+        inside = sorted(joined.dropna().unique().tolist())
+        if cfg.counties is not None:
+            listed = set(cfg.counties)
+            if extra := [f for f in inside if f not in listed]:
+                self.add(
+                    "warning",
+                    "counties",
+                    f"areas lie in county {', '.join(extra)} by the outlines, which "
+                    "`counties:` does not list; add them or check the outlines",
+                )
+            if absent := sorted(listed - set(inside)):
+                self.add(
+                    "warning",
+                    "counties",
+                    f"`counties:` lists {', '.join(absent)}, but no area lies in that "
+                    "outline; check the list",
+                )
+        ids = areas["area_id"].astype(str).str.strip()
+        if geoid_counties(ids, unit=cfg.areas.unit) is not None:
+            differ = joined.notna() & (ids.str[:5] != joined)
+            if differ.any():
+                i, n = int(np.flatnonzero(differ.to_numpy())[0]), int(differ.sum())
+                whose = "1 area's GEOID names" if n == 1 else f"{n:,} areas' GEOIDs name"
+                self.add(
+                    "warning",
+                    "county_outlines",
+                    f"{whose} another county than the "
+                    f"outline they lie in (e.g. {ids.iloc[i]} in {joined.iloc[i]}); the "
+                    "outlines may be in another CRS or of another vintage",
+                )
 
     def network(self) -> None:
         net = self.cfg.network
@@ -678,6 +734,7 @@ def validate_config(cfg: RegionConfig) -> Report:
     check.transit()
     check.references()
     check.extras()
+    check.counties()
     report = check.report
     report.seconds = time.perf_counter() - t0
     logger.info(

@@ -91,6 +91,9 @@ def test_modelled_rates_without_counts_are_kept_with_their_basis(built) -> None:
     assert len(oeps) == 4
     assert oeps.loc["39061", "rate_per_100k"] == pytest.approx(51.5)
     assert oeps.loc["39017", "rate_per_100k"] == pytest.approx(39.9)
+    # a rates-only table publishes no total: only the rate that derives a small count goes
+    assert oeps.loc["18029", "rate_per_100k"] == pytest.approx(48.2)  # 24 derived deaths
+    assert pd.isna(oeps.loc["18115", "rate_per_100k"])  # 31.0 of 5,940 people: 2 deaths
 
 
 def test_small_counts_stay_hidden(built) -> None:

@@ -141,6 +141,31 @@ def test_missing_counts_are_unknown_but_not_flagged():
     assert out["deaths"].isna().tolist() == [True, True, False]
 
 
+def test_a_table_of_rates_only_hides_only_its_derivable_small_counts():
+    # modelled rates: estimates, no count published, so no total exists to subtract from;
+    # 31.0 per 100,000 of 5,940 people derives 2 deaths (hidden), 48.2 of 49,458 derives 24
+    df = pd.DataFrame(
+        {
+            "deaths": pd.array([pd.NA, pd.NA, pd.NA], dtype="Int64"),
+            "rate_per_100k": [48.2, 31.0, 39.9],
+            "population": [49_458, 5_940, 390_357],
+            "g": ["oeps"] * 3,
+            "modelled": True,
+        }
+    )
+    kw = {"count_cols": ["deaths"], "group_col": "g", "population_col": "population"}
+    out = suppress_counts(df, **kw, estimate_col="modelled")
+    assert out["rate_per_100k"].isna().tolist() == [False, True, False]
+    assert out["rate_per_100k"].iloc[0] == pytest.approx(48.2)
+    # exact (crude) rates derive exact counts whose total may be published: 24 is the complement
+    out = suppress_counts(df, **kw)
+    assert out["rate_per_100k"].isna().tolist() == [True, True, False]
+    # and so does one published count beside the estimates
+    with_count = df.assign(deaths=pd.array([pd.NA, pd.NA, 156], dtype="Int64"))
+    out = suppress_counts(with_count, **kw, estimate_col="modelled")
+    assert out["rate_per_100k"].isna().tolist() == [True, True, False]
+
+
 def test_fractional_estimates_below_ten_are_suppressed():
     df = pd.DataFrame({"deaths_inside": [4.6, 0.0, 120.5, 33.2]})
     out = suppress_counts(df, count_cols=["deaths_inside"])

@@ -216,3 +216,63 @@ def test_closed_stdout_exits_quietly(tmp_path: Path) -> None:
     proc.stderr.close()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_county_outlines_are_checked_against_the_areas_and_the_counties_list(
+    tmp_path: Path,
+) -> None:
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    from tests.region_fixture import LAT0, LON0, STEP, N
+
+    cfg = write_region(tmp_path)
+    raw = tmp_path / "raw"
+    areas = gpd.read_file(raw / "bg.gpkg")  # Gridton's ids made Franklin County GEOIDs
+    areas["GEOID"] = [f"39049000100{k + 1}" for k in range(len(areas))]
+    areas.to_file(raw / "bg.gpkg")
+    pop = pd.read_csv(raw / "population.csv", dtype={"GEOID": str})
+    pop.assign(GEOID=areas["GEOID"]).to_csv(raw / "population.csv", index=False)
+    mid_x, mid_y = LON0 + (N - 1) / 2 * STEP, LAT0 + (N - 1) / 2 * STEP
+    far = 1.0
+    gpd.GeoDataFrame(
+        {"GEOID": ["39049", "39041"], "NAME": ["West", "Northeast"]},
+        geometry=[
+            shapely.box(LON0 - far, LAT0 - far, mid_x, LAT0 + far),  # the two western areas
+            shapely.box(mid_x, mid_y, LON0 + far, LAT0 + far),  # the north-east one
+        ],
+        crs="EPSG:4269",
+    ).to_file(tmp_path / "raw" / "outlines.gpkg")
+    _edit(
+        cfg,
+        {
+            "county_outlines": {"path": "raw/outlines.gpkg", "id_column": "GEOID"},
+            "counties": ["39049", "39045"],
+        },
+    )
+    res = atlas("validate", cfg)
+    assert res.returncode == 0, res.stdout + res.stderr  # warnings only
+    warnings = _lines(res, "warning:")
+    # the south-east area (800 of 4,000 people) lies in no outline
+    assert any("1 of 4 areas (20.0% of people) lie inside no county outline" in w for w in warnings)
+    assert any("county 39041 by the outlines, which `counties:` does not list" in w
+               for w in warnings), warnings  # fmt: skip
+    assert any("`counties:` lists 39045, but no area lies in that outline" in w for w in warnings)
+    assert any("1 area's GEOID names another county" in w and "390490001004 in 39041" in w
+               for w in warnings), warnings  # fmt: skip
+
+
+def test_county_outlines_that_miss_every_area_are_an_error(tmp_path: Path) -> None:
+    import geopandas as gpd
+    import shapely
+
+    cfg = write_region(tmp_path)
+    gpd.GeoDataFrame(
+        {"GEOID": ["56043"]}, geometry=[shapely.box(-108, 43, -107, 44)], crs="EPSG:4326"
+    ).to_file(tmp_path / "raw" / "far.gpkg")
+    _edit(cfg, {"county_outlines": {"path": "raw/far.gpkg", "id_column": "GEOID"}})
+    res = atlas("validate", cfg)
+    assert res.returncode == 2
+    assert any("far.gpkg: none of the region's 4 areas lies inside a county outline" in e
+               for e in _lines(res, "error:")), res.stdout  # fmt: skip

@@ -11,7 +11,9 @@ Rules (DESIGN.md, "Privacy"):
   elsewhere, e.g. a county or region total) either nothing is suppressed, or at least two
   unknowns remain and the sum of the suppressed parts that a reader could derive is at least
   :data:`MIN_SHOWN`. Where that fails, the smallest shown non-zero part is suppressed too
-  (then a zero, then the total), until every relation holds.
+  (then a zero, then the total), until every relation holds. A group of model estimates
+  only (modelled rates, no count published) has no total to subtract from: only its
+  derivable small counts are hidden, not their neighbours.
 * Rates built on a suppressed count are suppressed with it.
 * **Rates without a count** (a modelled rate, a table of rates only) are kept with their
   basis, unless a count from 1 to 9 can be derived from the rate and a population
@@ -78,9 +80,19 @@ def _flag_name(col: str, count_cols: Sequence[str], total_col: str | None) -> st
 
 
 def _relations(
-    n: int, m: int, n_parts: int, groups: np.ndarray | None, has_total: bool
+    n: int,
+    m: int,
+    n_parts: int,
+    groups: np.ndarray | None,
+    has_total: bool,
+    published: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, int | None]]:
-    """List the relations of a table: (flat indices of the parts, flat index of the total)."""
+    """List the relations of a table: (flat indices of the parts, flat index of the total).
+
+    ``published`` (shape ``(n, m)``) marks the cells whose count is, or is exactly derivable
+    from, a published figure; a group in which no cell of a column is (a table of modelled
+    rates only) has no total a reader could subtract from, so it forms no relation.
+    """
     rel: list[tuple[np.ndarray, int | None]] = []
     flat = np.arange(n * m).reshape(n, m)
     if has_total:
@@ -95,8 +107,11 @@ def _relations(
         members = np.split(order, bounds)
     for j in range(m):
         for rows in members:
-            if len(rows) > 1:  # a group of one row has no total apart from the cell itself
-                rel.append((flat[rows, j], None))
+            if len(rows) < 2:  # a group of one row has no total apart from the cell itself
+                continue
+            if published is not None and not published[rows, j].any():
+                continue  # only model estimates: no total of them is published
+            rel.append((flat[rows, j], None))
     return rel
 
 
@@ -280,6 +295,7 @@ def suppress_counts(
     group_col: str | None = None,
     rate_cols: Mapping[str, Sequence[str]] | None = None,
     population_col: str | None = None,
+    estimate_col: str | None = None,
     min_shown: float = MIN_SHOWN,
 ) -> pd.DataFrame:
     """Suppress small counts, with complementary suppression, and the rates built on them.
@@ -306,6 +322,11 @@ def suppress_counts(
         as a shown value (and is suppressed, with its rates, when chosen), but is never
         written into the count column. Without it, a missing count's rates are kept and the
         count is unknown to a reader.
+    estimate_col
+        A boolean column marking rows whose rates are model estimates (e.g. OEPS modelled
+        mortality). A count derived from an estimate is not a count: a group whose rows are
+        all estimates without a published count sums to no published total, so only their
+        own derivable small counts are hidden. ``None``: every rate is exact.
     min_shown
         Counts above 0 and below this are suppressed.
 
@@ -332,6 +353,12 @@ def suppress_counts(
     values = np.full((n, m), np.nan)
     hidden = np.zeros((n, m), dtype=bool)
     unknown = np.zeros((n, m), dtype=bool)  # missing and not flagged: unknown, not suppressed
+    published = np.zeros((n, m), dtype=bool)  # a count given, or exactly derivable
+    estimated = (
+        out[estimate_col].fillna(False).to_numpy(dtype=bool)
+        if estimate_col is not None
+        else np.zeros(n, dtype=bool)
+    )
     derived = np.zeros((n, m), dtype=bool)  # missing, but derivable from a rate: not written
     rate_map = dict(rate_cols) if rate_cols is not None else {}
     if rate_cols is None and "deaths" in count_cols:
@@ -350,6 +377,7 @@ def suppress_counts(
             i = int(np.flatnonzero(v < 0)[0])
             msg = f"suppress_counts: column {col!r}, row {i}: {v[i]} is a negative count"
             raise InputError(msg)
+        published[:, j] = ~np.isnan(v) | ~estimated
         flag = _flag_name(col, count_cols, total_col)
         pre = out[flag].fillna(False).to_numpy(dtype=bool) if flag in out.columns else False
         rates = [r for r in rate_map.get(col, []) if r in out.columns]
@@ -369,7 +397,7 @@ def suppress_counts(
         msg = f"suppress_counts: no group column {group_col!r}"
         raise InputError(msg)
     groups = out[group_col].to_numpy() if group_col else None
-    relations = _relations(n, m, len(count_cols), groups, total_col is not None)
+    relations = _relations(n, m, len(count_cols), groups, total_col is not None, published)
     flat_v, flat_h = values.ravel(), hidden.ravel()
     added = _complement(flat_v, flat_h, relations, min_shown)
     if total_col is not None or m > 1:

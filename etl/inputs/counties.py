@@ -112,6 +112,52 @@ def _read_outlines(cfg: RegionConfig, crs: Any) -> tuple[gpd.GeoDataFrame, str]:
     return out, str(path)
 
 
+def outline_join(
+    cfg: RegionConfig, areas: gpd.GeoDataFrame
+) -> tuple[pd.Series, gpd.GeoDataFrame]:
+    """Join each area to the county outline holding a point on its surface.
+
+    Parameters
+    ----------
+    cfg
+        The region config; ``county_outlines`` must be set.
+    areas
+        The areas (``area_id`` and polygons, any CRS).
+
+    Returns
+    -------
+    tuple of (pandas.Series, geopandas.GeoDataFrame)
+        Each area's county FIPS (missing where it lies in no outline), indexed like
+        ``areas``, and the outlines (``fips``, ``name``) in the areas' CRS.
+
+    Raises
+    ------
+    InputError
+        If the outlines cannot be read, or no area lies in any of them.
+    """
+    shapes, path = _read_outlines(cfg, areas.crs)
+    points = gpd.GeoDataFrame(
+        {"_i": np.arange(len(areas))},
+        geometry=shapely.point_on_surface(areas.geometry.to_numpy()),
+        crs=areas.crs,
+    )
+    hit = gpd.sjoin(points, shapes, how="left", predicate="within")
+    hit = hit.drop_duplicates("_i").sort_values("_i")
+    joined = pd.Series(hit["fips"].to_numpy(), index=areas.index)
+    if len(areas) and joined.isna().all():
+        msg = (
+            f"{path}: none of the region's {len(areas):,} areas lies inside a county "
+            "outline; check that the file covers the region (and its CRS), or list the "
+            "region's counties in `counties:`"
+        )
+        raise InputError(msg)
+    logger.info(
+        "outline_join: %d of %d areas joined to %d county outlines",
+        int(joined.notna().sum()), len(areas), joined.nunique(),
+    )  # fmt: skip
+    return joined, shapes
+
+
 def resolve_region_counties(cfg: RegionConfig, areas: gpd.GeoDataFrame) -> RegionCounties:
     """Decide which counties the region lies in: config, GEOIDs, outlines, or none.
 
@@ -137,26 +183,7 @@ def resolve_region_counties(cfg: RegionConfig, areas: gpd.GeoDataFrame) -> Regio
     per_area = ids.str[:5] if geoids is not None else None
     outlines = names = None
     if cfg.county_outlines is not None:
-        shapes, path = _read_outlines(cfg, areas.crs)
-        points = gpd.GeoDataFrame(
-            {"_i": np.arange(len(areas))},
-            geometry=shapely.point_on_surface(areas.geometry.to_numpy()),
-            crs=areas.crs,
-        )
-        hit = gpd.sjoin(points, shapes, how="left", predicate="within")
-        hit = hit.drop_duplicates("_i").sort_values("_i")
-        joined = pd.Series(hit["fips"].to_numpy(), index=areas.index)
-        if joined.isna().all():
-            msg = (
-                f"{path}: none of the region's {len(areas):,} areas lies inside a county "
-                "outline; check that the file covers the region (and its CRS), or list the "
-                "region's counties in `counties:`"
-            )
-            raise InputError(msg)
-        logger.info(
-            "resolve_region_counties: %d of %d areas joined to %d county outlines",
-            int(joined.notna().sum()), len(areas), joined.nunique(),
-        )  # fmt: skip
+        joined, shapes = outline_join(cfg, areas)
         per_area = joined if per_area is None else per_area
         outlines = shapes.dissolve(by="fips").geometry
         names = {f: n for f, n in zip(shapes["fips"], shapes["name"], strict=True) if n}
@@ -206,7 +233,9 @@ def suppress_table(table: pd.DataFrame) -> pd.DataFrame:
     pooled period's person-years divided by its years), times the row's years. A rate with
     no count and no population in any table cannot be checked (the census population is
     public, so a small count might follow from it): it is suppressed, and ``unchecked``
-    marks it. Rates on fewer than 20 deaths, known or derived, are marked unstable.
+    marks it. Modelled rates are estimates: a source of modelled rates alone publishes no
+    total to subtract from, so only its own rates that derive 1-9 deaths are hidden, not
+    their neighbours. Rates on fewer than 20 deaths, known or derived, are marked unstable.
 
     Parameters
     ----------
@@ -230,11 +259,16 @@ def suppress_table(table: pd.DataFrame) -> pd.DataFrame:
     unchecked &= ~out["suppressed"].fillna(False).astype(bool)
     out.loc[unchecked, rates] = np.nan
     out.loc[unchecked, "suppressed"] = True
+    out["_estimate"] = out["rate_basis"].astype(str).eq("modelled")
     out = suppress_counts(
-        out, count_cols=["deaths"], group_col="_group", population_col="_population"
+        out,
+        count_cols=["deaths"],
+        group_col="_group",
+        population_col="_population",
+        estimate_col="_estimate",
     )
     out = mark_unstable(out, "deaths", rate_cols=rates, population_col="_population")
-    out = out.drop(columns=["_group", "_population"])
+    out = out.drop(columns=["_group", "_population", "_estimate"])
     out["unchecked"] = unchecked.to_numpy()
     if unchecked.any():
         logger.info(
