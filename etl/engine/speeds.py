@@ -60,6 +60,31 @@ WALK_SPEED_KPH: Final[float] = 4.8
 
 _MAXSPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(mph|km/h|kmh|kph)?\s*$", re.IGNORECASE)
 
+#: Implicit limits (``maxspeed=<country>:<zone>``), km/h: the country-specific values OSRM's car
+#: profile knows for the zones met most, then a default per zone (OSRM's ``maxspeed_table``).
+MAXSPEED_ZONES_KPH: Final[dict[str, float]] = {
+    "ru:urban": 60.0,
+    "ru:rural": 90.0,
+    "ru:motorway": 110.0,
+    "ru:living_street": 20.0,
+    "de:rural": 100.0,
+    "de:living_street": 7.0,
+    "fr:rural": 80.0,
+    "gb:nsl_single": 60 * 1.609344,
+    "gb:nsl_dual": 70 * 1.609344,
+    "gb:motorway": 70 * 1.609344,
+    "uk:nsl_single": 60 * 1.609344,
+    "uk:nsl_dual": 70 * 1.609344,
+    "uk:motorway": 70 * 1.609344,
+}
+MAXSPEED_ZONE_DEFAULTS_KPH: Final[dict[str, float]] = {
+    "urban": 50.0,
+    "rural": 90.0,
+    "trunk": 110.0,
+    "motorway": 130.0,
+}
+_ZONE = re.compile(r"^\s*([a-z]{2}(?:-[a-z]+)?):([a-z_]+)\s*$")
+
 
 def parse_maxspeed(value: object) -> float:
     """Parse an OSM ``maxspeed`` tag into km/h.
@@ -67,14 +92,17 @@ def parse_maxspeed(value: object) -> float:
     Parameters
     ----------
     value
-        The raw tag, e.g. ``"35 mph"``, ``"50"`` (km/h by OSM convention) or a list-like
-        ``"25 mph;35 mph"`` (the lowest value is taken).
+        The raw tag, e.g. ``"35 mph"``, ``"50"`` (km/h by OSM convention), an implicit
+        zone limit ``"RU:urban"`` (:data:`MAXSPEED_ZONES_KPH`, else the zone's default in
+        :data:`MAXSPEED_ZONE_DEFAULTS_KPH`) or a list-like ``"25 mph;35 mph"`` (the lowest
+        value is taken).
 
     Returns
     -------
     float
-        The speed in km/h, or NaN where the tag is absent or not a number (``"signals"``,
-        ``"none"``, ``"walk"``).
+        The speed in km/h, or NaN where the tag is absent or names no speed (``"signals"``,
+        ``"walk"``, an unknown zone, and ``"none"``: no posted limit, so the class speed
+        applies rather than OSRM's 140 km/h).
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return math.nan
@@ -82,6 +110,13 @@ def parse_maxspeed(value: object) -> float:
     for part in str(value).split(";"):
         match = _MAXSPEED.match(part)
         if match is None:
+            zone = _ZONE.match(part.lower())
+            if zone is not None:
+                kph = MAXSPEED_ZONES_KPH.get(
+                    zone.group(0).strip(), MAXSPEED_ZONE_DEFAULTS_KPH.get(zone.group(2), 0.0)
+                )
+                if kph > 0:
+                    speeds.append(kph)
             continue
         speed = float(match.group(1))
         if (match.group(2) or "").lower() == "mph":

@@ -20,7 +20,8 @@ Every way with a ``highway`` tag, except
 Files
 -----
 :func:`read_osm_file` reads ``.osm.pbf``, ``.osm``, ``.osm.bz2`` and ``.osm.gz`` with pyosmium
-in one pass (node locations cached in memory, only ``highway`` ways handed to Python).
+in one pass (node locations cached in memory, only ``highway`` ways and nodes handed to
+Python; ``highway=traffic_signals`` nodes are kept in :attr:`RawNetwork.signals`).
 Extracts clipped at a bounding box reference nodes they do not contain: a way is cut at each
 missing node (segments touching it are dropped, the rest of the way is kept) and the number
 of missing references is logged.
@@ -206,7 +207,16 @@ def read_osm_file(path: str | Path) -> RawNetwork:
         f"{n_missing:,}",
         path.name,
     )
-    net = _assemble(osmids, scan.tags, refs_a, lon, lat, way_of_ref, source=str(path))
+    net = _assemble(
+        osmids,
+        scan.tags,
+        refs_a,
+        lon,
+        lat,
+        way_of_ref,
+        source=str(path),
+        signal_ids=np.asarray(scan.signals, dtype=np.int64),
+    )
     if len(net.u) == 0:
         msg = (
             f"{path}: no streets (ways tagged highway=*) with two nodes present in this file"
@@ -342,6 +352,7 @@ class _WayScan:
     ys: list[int] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     n_other: int = 0
+    signals: list[int] = field(default_factory=list)
 
 
 def _scan_ways(path: Path, fmt: str) -> _WayScan:
@@ -362,13 +373,18 @@ def _scan_ways(path: Path, fmt: str) -> _WayScan:
     processor = (
         osmium.FileProcessor(osmium.io.File(str(path), fmt))
         .with_locations()
-        .with_filter(EntityFilter(osmium.osm.WAY))
+        .with_filter(EntityFilter(osmium.osm.NODE | osmium.osm.WAY))
         .with_filter(KeyFilter("highway"))
     )
     add_ref, add_x, add_y = refs.append, xs.append, ys.append
+    add_signal = scan.signals.append
     try:
         for way in processor:
             way_tags = way.tags
+            if way.is_node():  # highway=* nodes: keep traffic signals for their delay
+                if way_tags.get("highway") == "traffic_signals":
+                    add_signal(way.id)
+                continue
             if not is_street(way_tags):
                 n_other += 1
                 continue
@@ -400,12 +416,15 @@ def _assemble(
     way_of_ref: np.ndarray,
     *,
     source: str,
+    signal_ids: np.ndarray | None = None,
 ) -> RawNetwork:
     """Build a RawNetwork from ways' node sequences laid end to end.
 
     ``refs``, ``lon``, ``lat`` and ``way_of_ref`` hold one entry per node reference, ways in
     the order of ``osmids``; a NaN coordinate marks a node missing from the extract (the way
     is cut there). Segments join consecutive refs of the same way, both present and distinct.
+    ``signal_ids`` are OSM ids of ``highway=traffic_signals`` nodes (those on no kept segment
+    are ignored).
     """
     present = ~np.isnan(lon)
     seg = (way_of_ref[:-1] == way_of_ref[1:]) & present[:-1] & present[1:] & (refs[:-1] != refs[1:])
@@ -439,6 +458,10 @@ def _assemble(
         columns[key] = pd.Series([row[j] for row in way_rows], dtype=object)
     ways = pd.DataFrame(columns)
     length = great_circle_m(node_lon[u], node_lat[u], node_lon[v], node_lat[v])
+    signals = np.array([], dtype=np.int64)
+    if signal_ids is not None and len(signal_ids) and len(node_id):
+        at = np.minimum(np.searchsorted(node_id, signal_ids), len(node_id) - 1)
+        signals = np.unique(at[node_id[at] == signal_ids]).astype(np.int64)
     return RawNetwork(
         node_id=node_id.astype(np.int64),
         lon=node_lon.astype(np.float64),
@@ -449,6 +472,7 @@ def _assemble(
         length_m=length,
         ways=ways,
         source=source,
+        signals=signals,
     )
 
 
@@ -521,6 +545,7 @@ def _network_from_graph(graph: nx.MultiDiGraph, *, source: str) -> RawNetwork:
     nodes = graph.nodes
     lon = np.array([nodes[r]["x"] if r != -1 else np.nan for r in refs], dtype=np.float64)
     lat = np.array([nodes[r]["y"] if r != -1 else np.nan for r in refs], dtype=np.float64)
+    signal_ids = [n for n, d in graph.nodes(data=True) if d.get("highway") == "traffic_signals"]
     return _assemble(
         osmids,
         [way_tags[o] for o in osmids],
@@ -529,6 +554,7 @@ def _network_from_graph(graph: nx.MultiDiGraph, *, source: str) -> RawNetwork:
         lat,
         np.asarray(way_of_ref, dtype=np.int64),
         source=source,
+        signal_ids=np.asarray(sorted(signal_ids), dtype=np.int64),
     )
 
 
