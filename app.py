@@ -20,6 +20,7 @@ import flask
 from dash import Dash, dcc, html
 
 import callbacks.map as map_callbacks
+import callbacks.reentry  # re-entry: the release-day panel's callbacks
 import callbacks.scenario  # noqa: F401  (scenario: the What-if panel's callbacks)
 import callbacks.townhall as townhall_callbacks  # town hall: /present and saved views
 from callbacks.downloads import register_download_routes  # town hall: tiles and exports

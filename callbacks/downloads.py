@@ -19,7 +19,10 @@ Exports are written under the cache folder (``<geodata>/.cache/exports`` unless
 :func:`configure` says otherwise) as ``<region>/<build>/<kind>-<digest>/``: the digest is a
 hash of the normalised parameters, so the same request is built once per build and no text
 from a request ever becomes part of a path. Older builds' exports are removed, and at most
-:data:`MAX_CACHED` exports are kept per build.
+:data:`MAX_CACHED` exports are kept per build. An export is built in a hidden temporary
+folder beside it; those an interrupted build left behind are removed at start-up and then
+every :data:`STALE_TEMP_S` seconds, once nothing in them has changed for that long
+(:func:`clean_stale_temp`).
 
 The map page's buttons call :func:`export_click`: it builds the file (or finds it cached),
 and either hands the browser the route's URL to download or says in the page why there is
@@ -53,6 +56,7 @@ from etl.outputs.export import FORMATS, KNOWN_LAYERS, safe_path
 from layouts import map_page as mp
 from layouts import townhall as th
 from viewmodel.data import RegionData, map_options, region_data
+from viewmodel.serving import os_error_text, scrub_paths
 from viewmodel.state import Options, decode_scenario, parse_state
 
 logger = logging.getLogger(__name__)
@@ -93,7 +97,13 @@ _MIME: Final[dict[str, str]] = {
 _NAME: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _BUILD: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
+#: Age (seconds, by modification time) after which a hidden temporary entry in the export
+#: cache is an abandoned build (a worker killed mid-export) and is removed.
+STALE_TEMP_S: float = 600.0
+
 _SETTINGS: dict[str, Any] = {"cache": None}
+#: When each cache folder was last swept for abandoned temporary folders (monotonic seconds).
+_SWEPT: dict[str, float] = {}
 #: Locks serialising the builds of one export within a process (striped by its folder).
 _LOCKS: tuple[threading.Lock, ...] = tuple(threading.Lock() for _ in range(32))
 
@@ -384,6 +394,7 @@ def prepare_export(rd: RegionData, request: ExportRequest, *, cache: str | Path)
             return found
         folder.parent.mkdir(parents=True, exist_ok=True)
         _prune(safe_path(cache, region), keep=build)
+        _sweep(cache)
         t0 = time.perf_counter()
         work = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{request.kind}-"))
         try:
@@ -408,6 +419,90 @@ def prepare_export(rd: RegionData, request: ExportRequest, *, cache: str | Path)
             f"{found.stat().st_size:,}",
         )
         return found
+
+
+def _newest_mtime(path: Path) -> float:
+    """The latest modification time of a path and, for a folder, of what it holds."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for child in path.rglob("*"):
+            try:
+                newest = max(newest, child.lstat().st_mtime)
+            except OSError:
+                continue
+    return newest
+
+
+def clean_stale_temp(
+    cache: str | Path, *, max_age_s: float = STALE_TEMP_S, now: float | None = None
+) -> int:
+    """Remove the temporary folders and files that interrupted export builds left behind.
+
+    Only hidden entries (``.<kind>-…``, as :func:`prepare_export` makes them) inside the
+    export cache are touched, and only those nothing under has changed for ``max_age_s``
+    seconds: an export being built right now, in any process, stays. Links are never
+    followed or removed.
+
+    Parameters
+    ----------
+    cache
+        The export cache folder (:func:`cache_dir`).
+    max_age_s
+        Age after which an entry is abandoned (default :data:`STALE_TEMP_S`).
+    now
+        The current time (``time.time()``), for tests.
+
+    Returns
+    -------
+    int
+        How many entries were removed (one log line says so when any were).
+    """
+    cache = Path(cache)
+    if not cache.is_dir():
+        return 0
+    now = time.time() if now is None else now
+    removed = 0
+    stack = [cache]
+    while stack:
+        folder = stack.pop()
+        try:
+            children = list(folder.iterdir())
+        except OSError:
+            continue
+        for child in children:
+            if child.is_symlink():
+                continue
+            if not child.name.startswith("."):
+                if child.is_dir():
+                    stack.append(child)
+                continue
+            try:
+                if now - _newest_mtime(child) < max_age_s:
+                    continue
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+            except OSError:
+                continue
+            removed += 1
+    if removed:
+        logger.info(
+            "export cache: removed %d abandoned temporary export folder%s",
+            removed,
+            "" if removed == 1 else "s",
+        )
+    return removed
+
+
+def _sweep(cache: Path) -> None:
+    """:func:`clean_stale_temp` at most once per :data:`STALE_TEMP_S` for a cache folder."""
+    key = str(cache)
+    at = time.monotonic()
+    if at - _SWEPT.get(key, -1e18) < STALE_TEMP_S:
+        return
+    _SWEPT[key] = at
+    clean_stale_temp(cache)
 
 
 def _cached(folder: Path) -> Path | None:
@@ -519,7 +614,10 @@ def register_download_routes(server: flask.Flask, geodata: Callable[[], Path]) -
         ``app.server``.
     geodata
         Returns the folder of region bundles (read per request, so tests may change it).
+        Abandoned temporary export folders in its cache are removed now (start-up) and
+        then at most every :data:`STALE_TEMP_S` seconds, when an export is built.
     """
+    _sweep(cache_dir(geodata()))
 
     @server.route(f"{th.TILE_PREFIX}/<region>/<int:z>/<int:x>/<int:y>.png")
     def atlas_tile(region: str, z: int, x: int, y: int) -> flask.Response:
@@ -556,6 +654,9 @@ def register_download_routes(server: flask.Flask, geodata: Callable[[], Path]) -
             return _error(422, _plain(str(exc), folder))
         except AtlasError as exc:
             return _error(404, _plain(str(exc), folder))
+        except OSError as exc:  # a full disk, read-only geodata: say so (never a path)
+            logger.error("export %s of %s: %s: %s", kind, region, type(exc).__name__, exc)
+            return _error(503, f"The export was not made: {os_error_text(exc)}.")
         response = flask.send_file(
             path,
             mimetype=_MIME.get(path.suffix, "application/octet-stream"),
@@ -571,6 +672,7 @@ def _plain(message: str, geodata_dir: Path) -> str:
     """A message without server paths."""
     for form in {str(Path(geodata_dir).resolve()), str(geodata_dir)}:
         message = message.replace(form, "<geodata>")
+    message = scrub_paths(message)
     return message.splitlines()[0] if message else message
 
 
@@ -618,6 +720,9 @@ def export_outcome(
         return [_warning(_plain(text, geodata_dir))], None
     except BundleError as exc:
         return [_warning(_plain(str(exc), geodata_dir))], None
+    except OSError as exc:  # a full disk, read-only geodata: say so (never a path)
+        logger.error("export %s of %s: %s: %s", kind, region, type(exc).__name__, exc)
+        return [_warning(f"The download was not made: {os_error_text(exc)}.")], None
     name = download_name(region, request)
     href = export_href(region, rd.build_id, request)
     size = path.stat().st_size
@@ -675,6 +780,7 @@ clientside_callback(
 
 __all__ = [
     "ExportRequest",
+    "clean_stale_temp",
     "configure",
     "export_outcome",
     "export_request",

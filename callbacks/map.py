@@ -52,6 +52,8 @@ from viewmodel.data import (
     region_data,
 )
 from viewmodel.lookup import find_place, nearest_care
+from viewmodel.reentry import region_release_day
+from viewmodel.serving import public_error
 from viewmodel.state import MapState, Options, encode_state, parse_state, requested_region
 
 logger = logging.getLogger(__name__)
@@ -107,6 +109,7 @@ def layer_urls(rd: RegionData) -> dict[str, str]:
         ("barriers", "barriers"),
         ("sitable", "sitable"),
         ("transit", "transit_stops"),
+        ("facilities", "facilities"),
     ):
         if rd.has_layer(name):
             urls[key] = layer_url(r, name, build=b)
@@ -185,6 +188,7 @@ def page_model(rd: RegionData, state: MapState, options: Options, *, default: st
         overdose=overdose_model(rd),
         filters=provider_filters(rd),
         osm_attribution=osm_attribution(rd.manifest),
+        release_day=region_release_day(rd),  # re-entry (viewmodel/reentry.py)
     )
 
 
@@ -207,7 +211,7 @@ def render(pathname: str | None, search: str | None) -> html.Div:
         return page
     except AtlasError as exc:
         logger.warning("cannot show region %r: %s", region, exc)
-        return error_page(str(exc))
+        return error_page(public_error(region, exc, geodata))  # never a server path
     except Exception:  # never a traceback in the browser
         logger.exception("rendering region %r failed", region)
         return error_page(

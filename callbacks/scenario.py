@@ -40,6 +40,8 @@ from etl._errors import AtlasError
 from etl.engine.scenario import Scenario, evaluate
 from layouts import map_page as mp
 from layouts import scenario as sc
+from layouts import townhall as th
+from viewmodel import editing, serving
 from viewmodel import scenario as aps
 from viewmodel.data import RegionData, region_data
 from viewmodel.lookup import QUALITY_LABELS, find_place
@@ -411,15 +413,29 @@ def update_scenario(
 
 
 def save(
-    rd: RegionData, store: dict[str, Any] | None, name: str | None, *, geodata: Path
+    rd: RegionData,
+    store: dict[str, Any] | None,
+    name: str | None,
+    *,
+    geodata: Path,
+    token: Any = None,
 ) -> tuple[Any, Any, Any]:
-    """Save the scenario under its name; returns the status, the saved list and its value."""
+    """Save the scenario under its name; returns the status, the saved list and its value.
+
+    Only an editor may (:func:`viewmodel.editing.check_write`, the token typed under
+    "Town-hall views" or sent in a header).
+    """
     try:
+        editing.check_write(token, what="save scenario")
         scenario = aps.scenario_from_store(store, region=rd.region)
         scenario = scenario.renamed(aps.clean_name(name, fallback="Untitled scenario"))
         path = aps.save_named(geodata, scenario, region=rd.region)
     except AtlasError as exc:
         return sc.message(str(exc), alert=True), no_update, no_update
+    except OSError as exc:
+        logger.error("save scenario of %s: %s: %s", rd.region, type(exc).__name__, exc)
+        text = f"The scenario was not saved: {serving.os_error_text(exc)}."
+        return sc.message(text, alert=True), no_update, no_update
     options = sc.saved_options(aps.list_saved(geodata, rd.region))
     return (
         sc.message(f"Saved “{scenario.name}” as {path.name} with the region {rd.region}."),
@@ -464,6 +480,7 @@ def export(
     State(sc.STORE, "data"),
     State(mp.SETTLED, "data"),
     State(mp.REGION_STORE, "data"),
+    State(th.EDITOR_TOKEN, "value"),
     prevent_initial_call=True,
 )
 def files(
@@ -474,11 +491,12 @@ def files(
     store: dict[str, Any] | None,
     settled: dict[str, Any] | None,
     region: dict[str, Any] | None,
+    token: str | None = None,
 ) -> tuple:
-    """Save the scenario with the region, or download its layers."""
+    """Save the scenario with the region (editors only), or download its layers."""
     rd = _region(region)
     if ctx.triggered_id == sc.SAVE:
-        return (*save(rd, store, name, geodata=_geodata()), no_update)
+        return (*save(rd, store, name, geodata=_geodata(), token=token), no_update)
     fmt = "geojson" if ctx.triggered_id == sc.EXPORT_GEOJSON else "csv"
     status, download = export(rd, store, settled, name, fmt=fmt)
     return status, no_update, no_update, download if download is not None else no_update

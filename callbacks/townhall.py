@@ -25,13 +25,14 @@ from etl.bundle.regions import list_regions
 from layouts import map_page as mp
 from layouts import townhall as th
 from layouts.overview import error_page
+from viewmodel import editing, serving
 from viewmodel.data import RegionData, map_options, region_data
 from viewmodel.saved_views import (
     View,
     add_view,
     clean_view,
     default_views,
-    load_views,
+    read_views,
     remove_views,
     view_state,
 )
@@ -109,8 +110,12 @@ def _region(region: str) -> tuple[RegionData, Options]:
 
 
 def region_views(rd: RegionData, options: Options) -> tuple[list[View], bool]:
-    """The views of a region and whether they were saved (False: the default sequence)."""
-    saved = load_views(_map().geodata_dir(), rd.region, options)
+    """The views of a region and whether they were saved (False: the default sequence).
+
+    A views file that cannot be used (too large, too deep, not UTF-8, not JSON, a link out
+    of the saved folder) gives the default sequence; :func:`views_note` says why.
+    """
+    saved, _note = read_views(_map().geodata_dir(), rd.region, options)
     if saved:
         return saved, True
     # Computed once per build (their numbers come from the bundle).
@@ -122,12 +127,26 @@ def map_href(state: MapState, options: Options) -> str:
     return _map().share_link(state, options, default="")
 
 
+def views_note(rd: RegionData, options: Options) -> str | None:
+    """One plain sentence when the region's views file exists but cannot be used, else None."""
+    return read_views(_map().geodata_dir(), rd.region, options)[1]
+
+
 def views_panel(region: str) -> list:
-    """The list of a region's views for the map page."""
+    """The list of a region's views for the map page (with a note on an unusable file)."""
     rd, options = _region(region)
     views, saved = region_views(rd, options)
     hrefs = [map_href(view_state(v, options, region=region), options) for v in views]
-    return th.views_list(region, views, saved=saved, hrefs=hrefs)
+    listing = th.views_list(region, views, saved=saved, hrefs=hrefs)
+    note = views_note(rd, options)
+    if note:
+        listing = [_warning(_sentence(note)), *listing]
+    return listing
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]) if text else text
 
 
 # ---------------------------------------------------------------------------------------
@@ -191,7 +210,7 @@ def render_present(search: str | None) -> html.Div:
         )
     except AtlasError as exc:
         logger.warning("cannot present region %r: %s", region, exc)
-        return error_page(str(exc))
+        return error_page(serving.public_error(region, exc, geodata))
     except Exception:  # never a traceback in the browser
         logger.exception("town-hall mode of %r failed", region)
         return error_page(
@@ -205,8 +224,18 @@ def render_present(search: str | None) -> html.Div:
 # ---------------------------------------------------------------------------------------
 
 
-def save_view(region: str, *, title: Any, text: Any, share_href: Any) -> tuple[list, list]:
-    """Save the map's current state as a view; return the status and the new list."""
+def save_view(
+    region: str, *, title: Any, text: Any, share_href: Any, token: Any = None
+) -> tuple[list, list]:
+    """Save the map's current state as a view; return the status and the new list.
+
+    Only an editor may (:func:`viewmodel.editing.check_write`); the view never keeps an
+    address looked up or a point (:data:`viewmodel.saved_views.PRIVATE_KEYS`).
+    """
+    try:
+        editing.check_write(token, what="save view")
+    except AtlasError as exc:
+        return [_warning(str(exc))], no_update
     _rd, options = _region(region)
     view = clean_view(
         {"title": title, "text": text, "query": share_href if isinstance(share_href, str) else ""},
@@ -219,6 +248,8 @@ def save_view(region: str, *, title: Any, text: Any, share_href: Any) -> tuple[l
         views = add_view(_map().geodata_dir(), region, view, options)
     except InputError as exc:
         return [_warning(str(exc))], no_update
+    except OSError as exc:
+        return [_warning(server_problem(exc, "The view was not saved"))], no_update
     status = [
         html.P(
             [
@@ -231,13 +262,20 @@ def save_view(region: str, *, title: Any, text: Any, share_href: Any) -> tuple[l
     return status, views_panel(region)
 
 
-def drop_views(region: str, picked: Any) -> tuple[list, list]:
-    """Remove the ticked views; return the status and the new list."""
+def drop_views(region: str, picked: Any, *, token: Any = None) -> tuple[list, list]:
+    """Remove the ticked views; return the status and the new list (editors only)."""
     indices = [int(i) for i in (picked or []) if isinstance(i, int) and not isinstance(i, bool)]
     if not indices:
         return [_warning("Tick the views to remove first.")], no_update
+    try:
+        editing.check_write(token, what="remove views")
+    except AtlasError as exc:
+        return [_warning(str(exc))], no_update
     _rd, options = _region(region)
-    kept = remove_views(_map().geodata_dir(), region, indices, options)
+    try:
+        kept = remove_views(_map().geodata_dir(), region, indices, options)
+    except OSError as exc:
+        return [_warning(server_problem(exc, "Nothing was removed"))], no_update
     removed = len(indices)
     text = f"Removed {removed} view{'s' if removed != 1 else ''}; {len(kept)} left."
     if not kept:
@@ -247,6 +285,15 @@ def drop_views(region: str, picked: Any) -> tuple[list, list]:
 
 def _warning(text: str) -> html.P:
     return html.P(text, className="atlas-warning", role="alert")
+
+
+def server_problem(exc: OSError, what: str) -> str:
+    """A plain sentence for a server error a person can act on (full disk, read-only files).
+
+    The log gets the error (with its path); the page gets no path.
+    """
+    logger.error("%s: %s: %s", what, type(exc).__name__, exc)
+    return f"{what}: {serving.os_error_text(exc)}"
 
 
 @callback(
@@ -261,6 +308,7 @@ def _warning(text: str) -> html.P:
     State(mp.SHARE, "href"),
     State(th.VIEWS_PICK, "value"),
     State(mp.REGION_STORE, "data"),
+    State(th.EDITOR_TOKEN, "value"),
     prevent_initial_call=True,
 )
 def manage_views(
@@ -271,6 +319,7 @@ def manage_views(
     share_href: str | None,
     picked: list | None,
     store: dict[str, Any] | None,
+    token: str | None = None,
 ) -> tuple:
     """Save the current view, or remove the ticked ones."""
     if not isinstance(store, dict) or not isinstance(store.get("region"), str):
@@ -278,15 +327,17 @@ def manage_views(
     region = store["region"]
     try:
         if ctx.triggered_id == th.VIEW_SAVE:
-            status, listing = save_view(region, title=title, text=text, share_href=share_href)
+            status, listing = save_view(
+                region, title=title, text=text, share_href=share_href, token=token
+            )
             cleared = "" if listing is not no_update else no_update
             return status, listing, cleared, cleared
         if ctx.triggered_id == th.VIEWS_REMOVE:
-            status, listing = drop_views(region, picked)
+            status, listing = drop_views(region, picked, token=token)
             return status, listing, no_update, no_update
     except AtlasError as exc:
         logger.warning("views of %s: %s", region, exc)
-        return [_warning(str(exc))], no_update, no_update, no_update
+        return [_warning(serving.scrub_paths(str(exc)))], no_update, no_update, no_update
     raise PreventUpdate
 
 

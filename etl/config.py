@@ -85,7 +85,9 @@ class ReferenceSource(_Model):
     named after an address give address points, stops named after an intersection give
     points on both streets (:mod:`etl.inputs.gtfs`). ``use: centroids`` takes the file only for
     ZIP and city centres (e.g. a geocoded provider list whose points should not count as
-    address points).
+    address points). ``use: zip_centres`` takes each row as *the* centre of its ZIP
+    (``columns: {zip, lon, lat}``, e.g. the Census ZCTA internal points): an independent
+    fallback, quality ``zip``, that wins over centres computed from the other references.
     """
 
     path: str
@@ -94,7 +96,7 @@ class ReferenceSource(_Model):
     encoding: str = "utf-8"
     crs: str = "EPSG:4326"
     columns: dict[str, str] = Field(default_factory=dict)
-    use: Literal["address_points", "centroids"] = "address_points"
+    use: Literal["address_points", "centroids", "zip_centres"] = "address_points"
     source: str = ""
     date: str = ""
     licence: str = ""
@@ -408,6 +410,10 @@ class NetworkConfig(_Model):
     drive_speeds_kph: dict[str, float] = Field(default_factory=lambda: dict(DRIVE_SPEEDS_KPH))
     walk_speed_kph: float = Field(default=WALK_SPEED_KPH, gt=0)
     use_maxspeed: bool = True
+    #: Share of a tagged ``maxspeed`` driven (OSRM's car profile: 0.8); 1.0 = at the limit.
+    maxspeed_factor: float = Field(default=1.0, gt=0.0, le=1.0)
+    #: Seconds added per ``highway=traffic_signals`` node passed by car (OSRM: 2); 0 = none.
+    signal_delay_s: float = Field(default=0.0, ge=0.0, le=120.0)
     congestion_factor: float = Field(default=1.0, ge=1.0, le=5.0)
     max_snap_m: float = Field(default=1500.0, gt=0)
 
@@ -436,6 +442,11 @@ class ProviderSource(InputFile):
     category: str | None = None
     category_map: dict[str, str] = Field(default_factory=dict)
     partial_ok: bool = True
+    #: ``packed``: the address column holds "street|city, ST ZIP" (etl.inputs.packed).
+    address_format: Literal["plain", "packed"] = "plain"
+    #: The list is known to be partial: this note goes with its sites (``list_note``) into
+    #: the legend, the methods page and the fact sheet, e.g. "2021 vaccine sites only".
+    partial: str = ""
 
     @field_validator("name")
     @classmethod
@@ -631,6 +642,38 @@ class AccessConfig(_Model):
         return value
 
 
+class FacilitySource(InputFile):
+    """A list of correctional facilities (prisons, jails, detention centres) for re-entry.
+
+    ``columns`` maps ``name`` and, for a table, ``lon`` + ``lat`` (in ``crs``); optionally
+    ``type`` (the list's facility type, e.g. "State prison"), ``city``, ``county`` and ``id``.
+    Each facility gets a ``kind`` (prison, jail, detention or other) from ``type_map`` (raw
+    type -> kind, case-insensitive), else from words in its type. Facilities up to
+    ``buffer_km`` beyond the region count (default: the region's ``buffer_km``): a state
+    prison releases people into many counties. Facility locations are public; a list's
+    population columns are never read.
+    """
+
+    name: str = "facilities"
+    format: Literal["auto", "csv", "gpkg", "shp", "geojson"] = "auto"
+    layer: str | None = None
+    encoding: str = "utf-8-sig"
+    crs: str = "EPSG:4326"
+    columns: dict[str, str] = Field(default_factory=dict)
+    type_map: dict[str, Literal["prison", "jail", "detention", "other"]] = Field(
+        default_factory=dict
+    )
+    buffer_km: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _needs_name(self) -> FacilitySource:
+        if "name" not in self.columns:
+            raise ValueError("facilities: map the facility name column (`columns: {name: ...}`)")
+        if ("lon" in self.columns) != ("lat" in self.columns):
+            raise ValueError("facilities: give both `lon` and `lat` columns, or neither")
+        return self
+
+
 class TransitConfig(InputFile):
     """A GTFS feed (folder, ``.zip`` or its ``stops.txt``) for the transit stops layer."""
 
@@ -703,6 +746,8 @@ class RegionConfig(_Model):
     geocoding: GeocodingConfig | None = None
     tiles: TilesConfig = Field(default_factory=TilesConfig)
     transit: TransitConfig | None = None
+    #: Prisons, jails and detention centres for the re-entry view (etl.inputs.facilities).
+    facilities: list[FacilitySource] = Field(default_factory=list)
     #: The region's counties (5-digit FIPS); wins over GEOIDs and ``county_outlines``.
     counties: list[str] | None = None
     county_outlines: CountyOutlines | None = None

@@ -176,6 +176,12 @@ def _input_record(cfg: RegionConfig, role: str, item: Any) -> dict[str, Any]:
         "source": item.source,
         "date": item.date,
         "licence": item.licence,
+        # a provider list marked partial (e.g. vaccine-site pharmacies): shown as partial
+        **(
+            {"partial": item.partial, "category": getattr(item, "category", None)}
+            if getattr(item, "partial", "")
+            else {}
+        ),
     }
 
 
@@ -221,6 +227,8 @@ def stage_network(ctx: BuildContext) -> dict[str, Any]:
             walk_speed_kph=nc.walk_speed_kph,
             use_maxspeed=nc.use_maxspeed,
             congestion_factor=nc.congestion_factor,
+            maxspeed_factor=nc.maxspeed_factor,
+            signal_delay_s=nc.signal_delay_s,
         )
         ctx.networks[mode] = net
         path = ctx.writer.write_network(net)
@@ -683,6 +691,11 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
 
     for mode, arrs in arrays.items():
         ctx.writer.write_arrays(f"access/{mode}.npz", **arrs)
+    facility_counts: dict[str, Any] = {}
+    if cfg.facilities:  # re-entry: prisons and jails, like people points (etl.inputs.facilities)
+        from etl.inputs.facilities import stage_facilities
+
+        facility_counts = stage_facilities(ctx, arrays, outline)
     if "transit_stops" in ctx.writer.layers and "walk" in arrays:
         from etl.inputs.transit import stop_walk_minutes
 
@@ -762,6 +775,7 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
         "grid_cells": len(grid_gdf),
         "coverage": coverage,
         "summary": summary,
+        **({"facilities": facility_counts} if facility_counts else {}),
     }
 
 
@@ -953,6 +967,7 @@ def _config_paths(cfg: RegionConfig) -> list[Path]:
         paths += [cfg.resolve(cfg.zoning.path), cfg.resolve(cfg.zoning.rules)]
     if cfg.transit is not None:
         paths.append(cfg.resolve(cfg.transit.path))
+    paths += [cfg.resolve(f.path) for f in cfg.facilities]
     return paths
 
 
@@ -976,6 +991,8 @@ def _inputs(cfg: RegionConfig) -> list[dict[str, Any]]:
         records.append(_input_record(cfg, "transit", cfg.transit))
     if cfg.county_outlines is not None:
         records.append(_input_record(cfg, "county_outlines", cfg.county_outlines))
+    for k, fac in enumerate(cfg.facilities):
+        records.append(_input_record(cfg, f"facilities.{k}", fac))
     return records
 
 
@@ -1150,6 +1167,8 @@ def _manifest(
             "drive_speeds_kph": dict(nc.drive_speeds_kph),
             "walk_speed_kph": nc.walk_speed_kph,
             "use_maxspeed": nc.use_maxspeed,
+            "maxspeed_factor": nc.maxspeed_factor,
+            "signal_delay_s": nc.signal_delay_s,
             "congestion_factor": nc.congestion_factor,
             "max_snap_m": nc.max_snap_m,
             "cover_m": cfg.access.cover_m,

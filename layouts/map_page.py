@@ -20,6 +20,12 @@ from dash_extensions.javascript import Namespace
 from etl.categories import CATEGORY_COLOURS, CATEGORY_LABELS, CATEGORY_SYMBOLS, MODE_LABELS
 from layouts.overview import fictional_banner
 from layouts.panels import symbol
+from layouts.reentry import (  # re-entry: the release-day panel and facility markers
+    facilities_legend,
+    facilities_map_layer,
+    partial_categories,
+    release_day_section,
+)
 from layouts.scenario import (  # scenario: What-if panel
     scenario_map_layers,
     scenario_section,
@@ -137,6 +143,8 @@ class PageModel:
     overdose: dict[str, Any] | None = None
     filters: dict[str, str] = field(default_factory=dict)
     osm_attribution: str = "© OpenStreetMap contributors (ODbL)"
+    #: Re-entry: :class:`viewmodel.reentry.ReleaseDay` of the region, or None.
+    release_day: Any = None
 
 
 def defaults_store(state: MapState, options: Options, *, default_region: str) -> dict[str, Any]:
@@ -497,6 +505,7 @@ def map_layers(model: PageModel) -> list:
         dl.LayerGroup(id=ROUTES),
         dl.GeoJSON(id=SELECTION, style=ns("selectionStyle")),
         *scenario_map_layers(),  # scenario: What-if changes (layouts/scenario.py)
+        facilities_map_layer(u.get("facilities"), show="facilities" in shown),  # re-entry
         sites,
         dl.ScaleControl(position="bottomleft", imperial=True, metric=True),
     ]
@@ -581,7 +590,13 @@ def legend(model: PageModel, *, state: MapState | None = None) -> list:
     items: list = []
     if "sites" in shown and s.sites:
         items.append(html.Li(html.Strong("Care sites")))
-        items += [html.Li([symbol(c), " ", CATEGORY_LABELS.get(c, c)]) for c in s.sites]
+        partial = partial_categories(model.manifest)  # e.g. vaccine-site pharmacies
+        items += [
+            html.Li([symbol(c), " ", CATEGORY_LABELS.get(c, c)]
+                    + ([html.Span(" (partial list)", className="atlas-small")]
+                       if c in partial else []))
+            for c in s.sites
+        ]  # fmt: skip
         items.append(
             html.Li(
                 [
@@ -670,6 +685,8 @@ def legend(model: PageModel, *, state: MapState | None = None) -> list:
                 ]
             )
         )
+    if "facilities" in shown:
+        items += facilities_legend()
     if "streets" in shown:
         items.append(
             html.Li(
@@ -698,6 +715,7 @@ def side_panel(model: PageModel) -> html.Div:
                 ],
                 className="atlas-section",
             ),
+            *release_day_section(model.release_day),  # re-entry (layouts/reentry.py)
             html.Section(
                 [
                     html.H2("Address look-up"),

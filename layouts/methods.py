@@ -12,6 +12,7 @@ from typing import Any
 from dash import html
 
 from etl.categories import CATEGORY_LABELS, MODE_LABELS
+from layouts.methods_extra import extra_methods
 from layouts.overview import fictional_banner, sources_list, summary_table
 from viewmodel.data import cover_distance
 
@@ -201,7 +202,9 @@ def methods_page(manifest: dict[str, Any], *, header: Any = None) -> html.Div:
                     f"Direction: {s.get('direction', 'from people to care')}."
                 ),
                 speeds_table(s),
+                osrm_check(s),
                 *coverage_section(manifest),
+                *extra_methods(manifest),  # re-entry, partial lists (methods_extra)
                 html.H2("Results at the default thresholds"),
                 summary_table(manifest),
                 html.H2("Sources"),
@@ -301,6 +304,31 @@ def coverage_section(manifest: dict[str, Any]) -> list:
             html.Ul(items, id="methods-off-network", className="atlas-small"),
         ]
     return out
+
+
+def osrm_check(settings: dict[str, Any]) -> html.P:
+    """How the drive times compare with OSRM's car profile (benchmarks/bench_osrm.py)."""
+    sig = settings.get("signal_delay_s", 0) or 0
+    msf = settings.get("maxspeed_factor", 1) or 1
+    return html.P(
+        [
+            f"This build adds {sig:g} s per traffic signal and drives {msf:.0%} of a tagged "
+            "maxspeed (network.signal_delay_s, network.maxspeed_factor). Checked against the "
+            "OSRM routing engine (car profile, benchmarks/bench_osrm.py) on the Franklin County "
+            "extract, people to the nearest site, door to door: with the default speed table "
+            "the engine's times are 0.86–0.89 of OSRM's (median per category; p10 0.71–0.78, "
+            "p90 1.02–1.10), because the table drives residential and unclassified streets at "
+            "40 km/h where OSRM uses 25 km/h, and OSRM adds turn costs (up to about 7.5 s a "
+            "turn, 20 s a U-turn) that this engine, routing on nodes rather than turns, does "
+            "not. OSRM's 2 s signals and 80 % of maxspeed alone bring the median to 0.88–0.92. "
+            "With OSRM's class speeds as well the median is 1.00–1.02 and p10–p90 0.90–1.22: "
+            "the rest is turn costs. The default table is kept as the documented free-flow "
+            "speeds for a US county; set network.drive_speeds_kph, signal_delay_s and "
+            "maxspeed_factor to follow OSRM instead."
+        ],
+        id="methods-osrm-check",
+        className="atlas-small",
+    )
 
 
 def _caveats(manifest: dict[str, Any]) -> list:

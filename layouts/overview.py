@@ -7,6 +7,7 @@ from typing import Any
 from dash import html
 
 from etl.categories import CATEGORY_LABELS, MODE_LABELS
+from viewmodel.serving import scrub_paths
 
 FICTIONAL_BANNER_ID = "fictional-banner"
 SUMMARY_TABLE_ID = "access-summary"
@@ -90,7 +91,8 @@ def sources_list(manifest: dict[str, Any]) -> html.Table:
 
 
 def error_page(message: str) -> html.Div:
-    """A page that says what is wrong and how to fix it (never a traceback)."""
+    """A page that says what is wrong and how to fix it (never a traceback nor a server path)."""
+    message = scrub_paths(message)
     return html.Div(
         [
             html.H1("Access Atlas"),

@@ -18,6 +18,7 @@ from dash import dcc, html
 from dash_extensions.javascript import Namespace
 
 from etl.categories import CATEGORY_COLOURS, CATEGORY_LABELS, CATEGORY_SYMBOLS
+from viewmodel.editing import scenario_editing_text
 from viewmodel.scenario import K_RANGE, MAX_NAME_CHARS, ScenarioView
 from viewmodel.state import MapState, decode_scenario
 
@@ -416,7 +417,13 @@ def scenario_section(state: MapState) -> html.Details:
                 className="atlas-small",
             ),
             html.Div(
-                message("New sites are of the care chosen under Care."),
+                message(
+                    f"The scenario in this link cannot be opened: {state.scenario_problem}; the "
+                    "map shows the data.",
+                    alert=True,
+                )
+                if state.scenario_problem
+                else message("New sites are of the care chosen under Care."),
                 id=MESSAGE,
                 **{"aria-live": "polite"},
             ),
@@ -485,6 +492,9 @@ def scenario_section(state: MapState) -> html.Details:
                         ],
                         className="atlas-inline",
                     ),
+                    html.P(
+                        scenario_editing_text(), className="atlas-small", id="scenario-editing"
+                    ),
                     _label("Saved scenarios", SAVED),
                     html.Div(
                         [
@@ -526,7 +536,7 @@ def scenario_section(state: MapState) -> html.Details:
             dcc.Store(id=RESTORE, data=decode_scenario(state.scenario)),
             dcc.Store(id=LINKED),
         ],
-        open=bool(state.scenario),
+        open=bool(state.scenario or state.scenario_problem),
         className="atlas-section atlas-scn",
         id=SECTION,
     )

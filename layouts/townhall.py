@@ -24,6 +24,8 @@ import dash_leaflet as dl
 from dash import dcc, html
 
 from etl.categories import CATEGORY_LABELS, MODE_LABELS
+from viewmodel.editing import controls_text
+from viewmodel.saved_views import PRIVACY_NOTE
 
 # Component ids (kebab-case, as in layouts.map_page).
 PRESENT = "present"
@@ -45,6 +47,9 @@ VIEW_STATUS = "view-status"
 VIEWS_LIST = "views-list"
 VIEWS_PICK = "views-pick"
 VIEWS_REMOVE = "views-remove"
+#: The editor token field (saving views and scenarios needs it; viewmodel/editing.py).
+EDITOR_TOKEN = "editor-token"
+EDITING_NOTE = "editing-note"
 
 TILE_PREFIX: Final[str] = "/atlas/tiles"
 EXPORT_PREFIX: Final[str] = "/atlas/export"
@@ -239,6 +244,20 @@ def views_section(region: str) -> html.Section:
                 value="",
                 rows=2,
                 placeholder="What should the room take away from this map?",
+                className="atlas-input atlas-input--block",
+            ),
+            html.P(PRIVACY_NOTE, className="atlas-small", id="view-privacy"),
+            html.P(controls_text(), className="atlas-small", id=EDITING_NOTE),
+            html.Label("Editor token", htmlFor=EDITOR_TOKEN, className="atlas-label"),
+            dcc.Input(
+                id=EDITOR_TOKEN,
+                type="password",
+                value="",
+                maxLength=200,
+                autoComplete="off",
+                persistence=True,
+                persistence_type="session",
+                placeholder="Only editors: the token from the site's operator",
                 className="atlas-input atlas-input--block",
             ),
             html.Button(

@@ -58,11 +58,16 @@ def build_demo(root: Path) -> Path:
     return root / "geo"
 
 
+#: The editor token of the servers the browser tests start (they type it to save).
+EDITOR_TOKEN = "browser-editor-token"
+
+
 @contextmanager
 def serve(geodata: Path, *, ready_path: str = "/") -> Iterator[str]:
     """Run gunicorn (two workers) on the bundles in ``geodata``; yield its base URL."""
     port = free_port()
     env = dict(os.environ, ACCESS_ATLAS_GEODATA=str(geodata), ACCESS_ATLAS_REGION="demo")
+    env.setdefault("ACCESS_ATLAS_EDITOR_TOKEN", EDITOR_TOKEN)  # saving is for editors
     gunicorn = Path(sys.executable).with_name("gunicorn")
     log = (geodata.parent / f"gunicorn-{port}.log").open("wb")
     proc = subprocess.Popen(

@@ -695,16 +695,31 @@ def test_respond_ignores_nonsense_and_answers_a_broken_store(rd: RegionData) -> 
 
 
 def test_save_load_and_export_callbacks(
-    rd: RegionData, desert_spot: tuple[float, float], tmp_path: Path
+    rd: RegionData,
+    desert_spot: tuple[float, float],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from callbacks.scenario import export, save
+    from viewmodel import editing
 
+    editing.WRITES.clear()
     s = Scenario(region="demo").add_site("methadone", *desert_spot)
-    status, options, value = save(rd, s.to_dict(), "../West side\x00 plan", geodata=tmp_path)
+    # Read-only by default: nobody saves until the operator sets an editor token.
+    monkeypatch.delenv(editing.TOKEN_ENV, raising=False)
+    status, _options, _value = save(rd, s.to_dict(), "Plan", geodata=tmp_path)
+    assert "Saving is turned off on this site" in _text(status)
+    monkeypatch.setenv(editing.TOKEN_ENV, "secret-token")
+    status, _options, _value = save(rd, s.to_dict(), "Plan", geodata=tmp_path, token="wrong")
+    assert "Wrong or missing editor token" in _text(status)
+    assert not (tmp_path / "saved").exists()
+    status, options, value = save(
+        rd, s.to_dict(), "../West side\x00 plan", geodata=tmp_path, token="secret-token"
+    )
     assert "Saved “../West side plan” as west-side-plan.json" in _text(status)
     assert value == "west-side-plan" and options[0]["value"] == "west-side-plan"
     assert (tmp_path / "saved" / "demo" / "scenarios" / "west-side-plan.json").is_file()
-    status, options, _ = save(rd, None, "Nothing", geodata=tmp_path)
+    status, options, _ = save(rd, None, "Nothing", geodata=tmp_path, token="secret-token")
     assert "no changes yet" in _text(status)
     r = _respond(rd, "scenario-load", saved="west-side-plan", geodata=tmp_path)
     assert r.name == "../West side plan" and len(r.store["changes"]) == 1

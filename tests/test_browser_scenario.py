@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import browser, geodata, guarded_page, page, server
+from tests.browser_support import EDITOR_TOKEN, browser, geodata, guarded_page, page, server
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -222,6 +222,7 @@ def test_suggest_accept_save_load_and_download(
     _shot(page, "scenario-04-suggestions-accepted.png")
 
     page.fill("#scenario-name", "West of the river")
+    page.fill("#editor-token", EDITOR_TOKEN)
     page.click("#scenario-save")
     page.wait_for_selector("#scenario-file-status >> text=Saved", timeout=10_000)
     saved = geodata / "saved" / "demo" / "scenarios" / "west-of-the-river.json"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import browser, geodata, page, server  # fixtures
+from tests.browser_support import EDITOR_TOKEN, browser, geodata, page, server  # fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -218,6 +218,7 @@ def test_a_saved_view_is_presented_by_link(page: Any, server: str, geodata: Path
     page.wait_for_timeout(400)
     page.fill("#view-title", "Pharmacies on foot")
     page.fill("#view-text", "Where a pharmacy is more than 15 minutes' walk away.")
+    page.fill("#editor-token", EDITOR_TOKEN)
     page.click("#view-save")
     page.wait_for_selector("#view-status >> text=Saved as view 1", timeout=10_000)
     assert "Pharmacies on foot" in page.inner_text("#views-list")

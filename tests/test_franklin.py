@@ -71,18 +71,25 @@ def test_providers_from_five_lists(bundle: Bundle) -> None:
             src["rows_out"] + src["rejected"] + src["outside"] + src["merged"] + src["dropped"]
         )
     counts = prov["category"].value_counts().to_dict()
+    # Rows whose address is not found fall back to the Census ZIP centre (us/zcta centres):
+    # 58 locator prescribers and one OTP directory row are placed at their ZIP (quality "zip").
     assert counts == {
-        "buprenorphine": 235,
+        "buprenorphine": 266,
+        "pharmacy": 108,
         "treatment_facility": 48,
         "naltrexone": 38,
-        "methadone": 11,
+        "methadone": 12,
     }
+    assert report["samhsa-bup-locator"]["quality"]["zip"] == 58
+    # Pharmacies: the 2021 vaccine sites (a partial list, said so on every surface).
+    assert report["ohio-vaccine-pharmacies"]["rows_out"] == 108
     # OTPs: the SAMHSA directory and the geocoded list merge into one site each.
     otp = prov[prov["category"] == "methadone"]
     assert otp["source"].str.contains("samhsa-otp-directory").sum() >= 9
     inside = prov[prov["on_network"]]["category"].value_counts().to_dict()
     assert inside == {
-        "buprenorphine": 171,
+        "buprenorphine": 172,
+        "pharmacy": 68,
         "treatment_facility": 39,
         "naltrexone": 27,
         "methadone": 8,
@@ -115,4 +122,5 @@ def test_access_summary(bundle: Bundle) -> None:
     times = bundle.access_arrays("drive")["time_methadone"]
     assert np.isfinite(times).all()  # one strongly connected component: every node reaches care
     iso = bundle.read_layer("isochrones")
-    assert len(iso) == 4 * 2 * 3  # methadone, buprenorphine, naltrexone, facilities × modes × bands
+    # methadone, buprenorphine, naltrexone, treatment facilities, pharmacies × modes × bands
+    assert len(iso) == 5 * 2 * 3

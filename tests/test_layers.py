@@ -21,6 +21,7 @@ PACKAGES = ("etl", "viewmodel", "layouts", "callbacks")
 LAYER_OF = {
     "etl": "base",  # etl/__init__.py: the version
     "etl._errors": "base",
+    "etl.safe_json": "base",
     "etl.categories": "base",
     "etl.fips": "base",
     "etl.engine": "engine",

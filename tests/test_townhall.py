@@ -272,14 +272,20 @@ def views_geo(geo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def client(views_geo: Path):
+def client(views_geo: Path, monkeypatch: pytest.MonkeyPatch):
     import app as atlas_app
     import callbacks.map as map_callbacks
+    from viewmodel import editing
 
     map_callbacks.configure(geodata=views_geo, default_region="demo")
     saved = views_geo / "saved"
     shutil.rmtree(saved, ignore_errors=True)
-    yield atlas_app.server.test_client()
+    # Saving is for editors (viewmodel/editing.py): this client is one.
+    monkeypatch.setenv(editing.TOKEN_ENV, "test-editor-token")
+    editing.WRITES.clear()
+    c = atlas_app.server.test_client()
+    c.environ_base["HTTP_X_ATLAS_EDITOR_TOKEN"] = "test-editor-token"
+    yield c
     shutil.rmtree(saved, ignore_errors=True)
 
 
@@ -416,6 +422,7 @@ def test_save_and_remove_views_through_the_callback(client) -> None:
         ("share-link", "href", "/?cat=buprenorphine&mode=walk&t=25&lat=40.0&lon=-40.0&z=13"),
         ("views-pick", "value", []),
         ("atlas-region", "data", {"region": "demo"}),
+        ("editor-token", "value", None),  # the client's header carries the token
     ]
     resp = _call(
         client,
@@ -432,13 +439,14 @@ def test_save_and_remove_views_through_the_callback(client) -> None:
         {
             "title": "Walking to buprenorphine",
             "text": "Half the county walks more than 20 minutes.",
-            "query": "cat=buprenorphine&mode=walk&t=25&lat=40.00000&lon=-40.00000&z=13",
+            # never the map's centre (after a look-up, the address): viewmodel/saved_views.py
+            "query": "cat=buprenorphine&mode=walk&t=25",
         }
     ]
-    # town-hall mode now shows the saved view, framed where it was saved
+    # town-hall mode now shows the saved view, on the whole region
     deck = _deck(_page(client, "?region=demo", "/present"))
     assert [v["title"] for v in deck["views"]] == ["Walking to buprenorphine"]
-    assert deck["views"][0]["viewport"] == {"center": [40.0, -40.0], "zoom": 13}
+    assert deck["views"][0]["viewport"] != {"center": [40.0, -40.0], "zoom": 13}
     # no title: nothing saved
     state[0] = ("view-title", "value", "   ")
     resp = _call(

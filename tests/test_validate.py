@@ -196,7 +196,7 @@ def test_franklin_validates_quickly(franklin: Path) -> None:
     assert "valid region config 'franklin-oh'" in res.stdout
     # The extract thins out well inside the county (shared/README.md): said, not fatal.
     assert any("network.osm: columbus.osm.pbf stops short" in w for w in _lines(res, "warning:"))
-    assert "no sites: syringe_services, pharmacy, naloxone" in res.stdout
+    assert "no sites: syringe_services, naloxone" in res.stdout  # pharmacies: vaccine sites
     assert seconds < 15
 
 

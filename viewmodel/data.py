@@ -1088,6 +1088,7 @@ LAYER_BUILDERS: Final[dict[str, Callable[..., bytes]]] = {
     "barriers": _optional("barriers"),
     "sitable": _optional("sitable"),
     "transit_stops": _optional("transit_stops", 0),
+    "facilities": _optional("facilities", 0),
 }
 
 _REGIONS: OrderedDict[str, RegionData] = OrderedDict()
@@ -1370,6 +1371,7 @@ def _map_options(rd: RegionData, regions: Sequence[str]) -> Any:
         ("barriers", "barriers"),
         ("sitable", "sitable"),
         ("transit", "transit_stops"),
+        ("facilities", "facilities"),
     ):
         if rd.has_layer(name):
             layers.append(key)

@@ -18,6 +18,16 @@ When a region has no saved views, :func:`default_views` gives a sequence compute
 bundle: an overview, the methadone desert by car, buprenorphine on foot and where the desert
 meets a zoning barrier, each sentence carrying its own numbers and threshold.
 
+A views file is read with limits (:mod:`etl.safe_json`: at most 2 MB, nested at most 32
+levels, UTF-8): one that breaks them, or is not JSON, becomes one warning (logged, and a
+plain note on the page, :func:`read_views`) and the page works without it. What was read is
+kept per file and reused while the file's modification time and size stay the same, so a
+page render does not read it again.
+
+Privacy: a view never keeps an address looked up (``q``) or a point (the map centre
+``lat``/``lon`` and its zoom ``z``, which after a look-up is the address): they are taken out
+of the state when a view is saved, and out of every view read from an older file.
+
 Settings
 --------
 MAX_VIEWS : int
@@ -33,6 +43,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from etl._errors import InputError
 from etl.categories import CATEGORY_LABELS
+from etl.safe_json import UnsafeJsonError, load_file
 from viewmodel.state import MapState, Options, default_state, encode_state, parse_state
 
 if TYPE_CHECKING:
@@ -56,6 +68,15 @@ MAX_QUERY_CHARS: Final[int] = 600
 VIEWS_FILE: Final[str] = "views.json"
 SAVED_DIR: Final[str] = "saved"
 FORMAT: Final[int] = 1
+#: Largest views file read (bytes).
+MAX_FILE_BYTES: int = 2 * 1024 * 1024
+#: Query parameters a saved view never keeps (an address looked up, a point on the map).
+PRIVATE_KEYS: Final[frozenset[str]] = frozenset({"q", "lat", "lon", "z"})
+#: The save dialog's line about it.
+PRIVACY_NOTE: Final[str] = (
+    "A saved view keeps the map's settings, never an address you looked up or a point on the "
+    "map: it opens on the whole region."
+)
 
 _REGION: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SPACE: Final[re.Pattern[str]] = re.compile(r"\s+")
@@ -170,13 +191,21 @@ def clean_view(raw: Any, options: Options, *, region: str) -> View | None:
         return None
     query = query.split("#", 1)[0]
     query = query.split("?", 1)[1] if "?" in query else query
-    state = parse_state(_drop_region(query), options, default_region=region).with_(region=region)
+    state = parse_state(_drop_region(query), options, default_region=region)
+    state = state.with_(region=region, lat=None, lon=None, zoom=None, query="")
     return View(title=title, text=text, query=state_query(state, options))
 
 
 def _drop_region(query: str) -> str:
-    """A query string without its ``region`` parameter (a view belongs to its file's region)."""
-    parts = [p for p in query.lstrip("?").split("&") if p and not p.startswith("region=")]
+    """A query string without ``region`` nor :data:`PRIVATE_KEYS`.
+
+    A view belongs to its file's region, and never keeps an address or a point.
+    """
+    parts = [
+        p
+        for p in query.lstrip("?").split("&")
+        if p and p.split("=", 1)[0] != "region" and p.split("=", 1)[0] not in PRIVATE_KEYS
+    ]
     return "&".join(parts)
 
 
@@ -186,7 +215,7 @@ def parse_views(data: Any, options: Options, *, region: str) -> list[View]:
     if not isinstance(entries, list):
         return []
     views = []
-    for i, entry in enumerate(entries):
+    for i, entry in enumerate(entries[: 4 * MAX_VIEWS]):
         view = clean_view(entry, options, region=region)
         if view is None:
             logger.warning(
@@ -214,33 +243,105 @@ def views_path(geodata_dir: str | Path, region: str) -> Path:
     root = (Path(geodata_dir) / SAVED_DIR).resolve()
     path = (root / region / VIEWS_FILE).resolve()
     if not path.is_relative_to(root):
-        msg = f"refusing the views file of {region!r}: it resolves outside {root}"
+        # The log has the path; the page (and so the public) never sees a server path.
+        logger.warning("views file of %r resolves outside %s (to %s); refused", region, root, path)
+        msg = (
+            f"the saved views of {region!r} are not used: their file is a link that leads "
+            "outside the saved folder; the site's operator should replace it"
+        )
         raise InputError(msg)
     return path
+
+
+@dataclass(frozen=True)
+class ViewsFile:
+    """What a region's views file gave: its document (None: absent or unusable) and a warning.
+
+    Attributes
+    ----------
+    data
+        The parsed JSON document, or None.
+    warning
+        One plain sentence for the page when the file exists but cannot be used (no server
+        path in it), else None.
+    """
+
+    data: Any
+    warning: str | None = None
+
+
+#: Documents read, per views file: (mtime_ns, size, inode) -> what it gave.
+_READ: dict[str, tuple[tuple[int, int, int], ViewsFile]] = {}
+_READ_LOCK = threading.Lock()
+
+
+def _read_file(path: Path, region: str) -> ViewsFile:
+    """Read and parse one views file (with limits); a failure becomes a warning."""
+    what = f"the saved views of {region!r}"
+    try:
+        data = load_file(path, what=what, max_bytes=MAX_FILE_BYTES)
+    except FileNotFoundError:
+        return ViewsFile(None)
+    except UnsafeJsonError as exc:
+        logger.warning("saved views of %s not used: %s", region, exc)
+        return ViewsFile(None, f"{exc}; town-hall mode shows the default sequence.")
+    except OSError as exc:
+        logger.warning("saved views of %s unreadable (%s); showing the defaults", region, exc)
+        return ViewsFile(None, f"{what} cannot be read; town-hall mode shows the defaults.")
+    return ViewsFile(data)
+
+
+def read_views_file(geodata_dir: str | Path, region: str) -> ViewsFile:
+    """The views file of a region, read once per version (modification time and size)."""
+    path = views_path(geodata_dir, region)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return ViewsFile(None)
+    except OSError as exc:
+        logger.warning("saved views of %s unreadable (%s)", region, exc)
+        return ViewsFile(None, f"the saved views of {region!r} cannot be read.")
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    key = str(path)
+    with _READ_LOCK:
+        hit = _READ.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    got = _read_file(path, region)
+    with _READ_LOCK:
+        _READ[key] = (stamp, got)
+        while len(_READ) > 256:
+            _READ.pop(next(iter(_READ)))
+    return got
+
+
+def read_views(
+    geodata_dir: str | Path, region: str, options: Options
+) -> tuple[list[View] | None, str | None]:
+    """The saved views of a region (None: none saved or unusable) and a warning for the page.
+
+    Never raises for a bad file: too large, too deep, not UTF-8, not JSON, a link out of
+    the saved folder all become ``(None, warning)``.
+    """
+    try:
+        got = read_views_file(geodata_dir, region)
+    except InputError as exc:  # a link out of the saved folder
+        return None, f"{exc}."
+    if got.data is None:
+        return None, got.warning
+    views = parse_views(got.data, options, region=region)
+    logger.debug("read_views: %s: %d saved views", region, len(views))
+    return views, None
 
 
 def load_views(geodata_dir: str | Path, region: str, options: Options) -> list[View] | None:
     """The saved views of a region, or None when none were saved.
 
     A file that cannot be read or parsed is logged and treated as absent (the default
-    sequence is shown); it is set aside when views are next saved.
+    sequence is shown); it is set aside when views are next saved. See :func:`read_views`.
     """
-    path = views_path(geodata_dir, region)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        logger.warning("saved views of %s unreadable (%s); showing the defaults", region, exc)
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        logger.warning("saved views of %s are not JSON (%s); showing the defaults", region, exc)
-        return None
-    views = parse_views(data, options, region=region)
-    logger.info("load_views: %s: %d saved views", region, len(views))
-    return views
+    views_path(geodata_dir, region)  # a link out of the saved folder: InputError
+    return read_views(geodata_dir, region, options)[0]
 
 
 def write_views(geodata_dir: str | Path, region: str, views: Sequence[View]) -> Path:
@@ -293,12 +394,12 @@ def _locked(geodata_dir: str | Path, region: str) -> Iterator[None]:
 
 
 def _set_aside_if_corrupt(path: Path) -> None:
-    """Rename a views file that is not JSON (kept for a person to look at)."""
+    """Rename a views file that is not usable JSON (kept for a person to look at)."""
     try:
-        json.loads(path.read_text(encoding="utf-8"))
+        load_file(path, what="views file", max_bytes=MAX_FILE_BYTES)
     except FileNotFoundError:
         return
-    except (OSError, ValueError):
+    except (OSError, ValueError, InputError):
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         aside = path.with_name(f"views.corrupt-{stamp}.json")
         os.replace(path, aside)

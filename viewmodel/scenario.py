@@ -71,10 +71,11 @@ from etl.engine.scenario import (
     Scenario,
     ScenarioResult,
     evaluate,
-    load_scenario,
     save_scenario,
 )
 from etl.engine.suggest import suggest_sites
+from etl.outputs.cells import safe_table, spreadsheet_note
+from etl.safe_json import load_file
 from viewmodel.data import RegionData, clean_value, feature_collection
 from viewmodel.scenario_map import (
     area_overrides,
@@ -101,6 +102,13 @@ HOW: Final[dict[str, str]] = {"drive": "by car", "walk": "on foot"}
 _REGION_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
 _MAX_SAVED_LISTED = 200
+#: Most scenarios stored per region; saving one more first removes the oldest untitled
+#: drafts, and is refused when there is none.
+MAX_SAVED: int = 100
+#: Largest saved scenario file read (bytes; 100 changes take about 30 kB).
+MAX_SAVED_BYTES: Final[int] = 512 * 1024
+#: Slugs of scenarios saved without a name of their own (drafts, which expire first).
+_DRAFT = re.compile(r"^(untitled-scenario|scenario)(-[0-9]+)?$")
 _KEEP_BASES = 6
 
 
@@ -934,7 +942,11 @@ def _inside(geodata_dir: str | Path, path: Path) -> Path:
     root = saved_root(geodata_dir).resolve()
     resolved = path.resolve()
     if resolved == root or not resolved.is_relative_to(root):
-        msg = f"refusing {path}: it resolves outside the saved folder {root}"
+        logger.warning("refusing %s: it resolves outside the saved folder %s", path, root)
+        msg = (
+            f"refusing the saved scenario {path.name!r}: it is a link that leads outside the "
+            "saved folder; the site's operator should replace it"
+        )
         raise InputError(msg)
     return resolved
 
@@ -975,7 +987,55 @@ def save_named(geodata_dir: str | Path, scenario: Scenario, *, region: str) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     _inside(geodata_dir, path)  # again, now that the folders exist
     named = Scenario(name=scenario.name, changes=scenario.changes, region=region)
+    if not path.exists():
+        _make_room(path.parent)
     return save_scenario(named, path)
+
+
+def _make_room(folder: Path) -> None:
+    """Keep fewer than :data:`MAX_SAVED` scenarios in a folder before one more is saved.
+
+    The oldest untitled drafts are removed first; when only named scenarios are left, the
+    save is refused (a named scenario is never removed without a person deciding it).
+
+    Raises
+    ------
+    InputError
+        When the folder holds :data:`MAX_SAVED` named scenarios.
+    """
+    files = [p for p in folder.glob("*.json") if _SLUG.match(p.stem)]
+    if len(files) < MAX_SAVED:
+        return
+    drafts = sorted((p for p in files if _DRAFT.match(p.stem)), key=lambda p: p.stat().st_mtime)
+    expired = drafts[: len(files) - MAX_SAVED + 1]
+    for old in expired:
+        old.unlink(missing_ok=True)
+        logger.info("save_named: removed the old draft %s to make room", old.name)
+    if len(files) - len(expired) >= MAX_SAVED:
+        msg = (
+            f"this region already holds {MAX_SAVED} saved scenarios; save under the name of "
+            "one to replace it, or ask the site's operator to remove old ones"
+        )
+        raise InputError(msg)
+
+
+def read_saved(path: Path) -> Scenario:
+    """A saved scenario file, read with limits (:mod:`etl.safe_json`).
+
+    Raises
+    ------
+    InputError
+        Too large, nested too deep, not UTF-8, not JSON or not a scenario; the message
+        names the file, never its folder.
+    """
+    data = load_file(path, what=path.name, max_bytes=MAX_SAVED_BYTES)
+    try:
+        return Scenario.from_dict(data, source=path.name)
+    except InputError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        msg = f"{path.name}: not an Access Atlas scenario ({type(exc).__name__})"
+        raise InputError(msg) from None
 
 
 def list_saved(geodata_dir: str | Path, region: str) -> list[dict[str, Any]]:
@@ -995,8 +1055,8 @@ def list_saved(geodata_dir: str | Path, region: str) -> list[dict[str, Any]]:
         if not _SLUG.match(path.stem):
             continue
         try:
-            scenario = load_scenario(_inside(geodata_dir, path))
-        except InputError as exc:
+            scenario = read_saved(_inside(geodata_dir, path))
+        except (InputError, OSError) as exc:
             logger.warning("list_saved: skipping %s: %s", path, exc)
             continue
         out.append({"slug": path.stem, "name": scenario.name, "changes": len(scenario)})
@@ -1016,7 +1076,12 @@ def load_saved(geodata_dir: str | Path, region: str, slug: str) -> Scenario:
     if not path.is_file():
         msg = f"no saved scenario {slug!r} for region {region!r}"
         raise InputError(msg)
-    scenario = load_scenario(path)
+    try:
+        scenario = read_saved(path)
+    except OSError as exc:
+        logger.warning("load_saved: %s: %s", path, exc)
+        msg = f"the saved scenario {slug!r} cannot be read; the site's operator can check it"
+        raise InputError(msg) from None
     if scenario.region not in (None, region):
         msg = f"{path.name} is a scenario of region {scenario.region!r}, not {region!r}"
         raise InputError(msg)
@@ -1073,7 +1138,7 @@ def export_zip(
                 zf.writestr(f"{name}.geojson", gdf.to_json(drop_id=True, to_wgs84=True))
             else:
                 table = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-                zf.writestr(f"{name}.csv", table.to_csv(index=False))
+                zf.writestr(f"{name}.csv", safe_table(table).to_csv(index=False))
         zf.writestr("scenario.json", result.scenario.to_json() + "\n")
         zf.writestr("README.txt", _readme(result, manifest, fmt))
     logger.info("export_zip(%s, %s): %s bytes", stem, fmt, f"{buf.tell():,}")
@@ -1120,6 +1185,8 @@ def _readme(result: ScenarioResult, manifest: Mapping[str, Any], fmt: str) -> st
         "People are counted from census population; travel times follow the methods page",
         "of the map (speed table, walking speed, snapping rules).",
     ]
+    if fmt == "csv":
+        lines += ["", "Spreadsheets:", *[f"  {line}" for line in spreadsheet_note()]]
     return "\n".join(lines) + "\n"
 
 

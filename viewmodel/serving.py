@@ -45,6 +45,7 @@ not compress.
 from __future__ import annotations
 
 import base64
+import errno
 import gzip
 import hashlib
 import ipaddress
@@ -63,8 +64,8 @@ from urllib.parse import parse_qsl, urlencode
 import flask
 from werkzeug.exceptions import HTTPException
 
-from etl._errors import AtlasError
-from etl.bundle.store import MANIFEST, read_manifest
+from etl._errors import AtlasError, BundleError
+from etl.bundle.store import BUNDLE_FORMAT_VERSION, MANIFEST, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +99,77 @@ _CALLBACK_FRAMES = frozenset({"_invoke_callback", "_async_invoke_callback"})
 # ---------------------------------------------------------------------------------------
 
 
+_ABS_PATH: Final[re.Pattern[str]] = re.compile(r"(?<![\w<.])/(?:[\w.@+~-]+/)*[\w.@+~-]+/?")
+
+
+def scrub_paths(text: str) -> str:
+    """Replace every absolute path in a message with ``…`` (a last guard before the public)."""
+    return _ABS_PATH.sub("…", text)
+
+
 def _redact(text: str, geodata_dir: Path) -> str:
-    """Replace the geodata folder's absolute path in a message with ``<geodata>``."""
+    """Replace the geodata folder's absolute path with ``<geodata>``, and any other path."""
     for form in {str(geodata_dir.resolve()), str(geodata_dir)}:
         text = text.replace(form, "<geodata>")
-    return text
+    return scrub_paths(text)
+
+
+def manifest_problem(bundle: Path) -> str | None:
+    """What is wrong with a bundle's link or manifest, in plain words without a path.
+
+    None when the manifest reads and has this app's bundle format.
+    """
+    if bundle.is_symlink() and not bundle.exists():
+        return "the bundle link points to a build that does not exist (its build folder is gone)"
+    if not bundle.is_dir():
+        return "there is no bundle for it"
+    path = bundle / MANIFEST
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return f"its build has no {MANIFEST} (the manifest is missing)"
+    except OSError as exc:
+        return f"its manifest is unreadable ({exc.strerror or type(exc).__name__})"
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return "the manifest is corrupt (not JSON)"
+    if not isinstance(manifest, dict) or manifest.get("format_version") != BUNDLE_FORMAT_VERSION:
+        return "the manifest is of another bundle format"
+    return None
+
+
+def public_bundle_problem(region: str, bundle: Path | None = None) -> str:
+    """What the page tells the public when a region's data cannot be shown (no path).
+
+    ``"The map of 'demo' cannot be shown right now: its data is being rebuilt or is broken
+    (the manifest is missing). Try again in a few minutes; if this stays, tell the site's
+    operator."``
+    """
+    detail = manifest_problem(bundle) if bundle is not None else None
+    if detail == "there is no bundle for it":
+        return (
+            f"The map of {region!r} has not been built yet (there is no bundle for it). "
+            "If you run this site, build it; otherwise try again later."
+        )
+    why = f" ({detail})" if detail else ""
+    return (
+        f"The map of {region!r} cannot be shown right now: its data is being rebuilt or is "
+        f"broken{why}. Try again in a few minutes; if this stays, tell the site's operator."
+    )
+
+
+def public_error(region: str, exc: Exception, geodata_dir: Path | None = None) -> str:
+    """The page's sentence for an error opening a region: plain words, never a server path.
+
+    A bundle that cannot be opened (:class:`~etl._errors.BundleError`) is "being rebuilt or
+    is broken"; other errors a user can act on keep their message, with paths taken out.
+    """
+    if isinstance(exc, BundleError):
+        safe = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", region) is not None
+        bundle = Path(geodata_dir) / region if geodata_dir is not None and safe else None
+        return public_bundle_problem(region, bundle)
+    return scrub_paths(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def _check_file(path: Path, magic: bytes, *, tail: bool) -> str | None:
@@ -143,11 +210,17 @@ def check_bundle(bundle: str | Path) -> dict[str, Any]:
         the message names the file.
     """
     bundle = Path(bundle)
-    if bundle.is_symlink() and not bundle.exists():
-        msg = f"{bundle}: the bundle link points to a build that does not exist; rebuild it"
-        raise AtlasError(msg)
-    build = bundle.resolve()
-    manifest = read_manifest(build)  # resolved first: one build, even during a swap
+    name = bundle.name
+    build = bundle.resolve()  # resolved first: one build, even during a swap
+    problem = manifest_problem(build if build.exists() else bundle)
+    if problem:
+        raise BundleError(f"region {name!r}: {problem}; rebuild it")
+    try:
+        manifest = read_manifest(build)
+    except BundleError as exc:  # changed between the two reads (a swap): say it plainly
+        logger.info("check_bundle: %s", exc)
+        problem = manifest_problem(build) or "the manifest changed while it was read"
+        raise BundleError(f"region {name!r}: {problem}; rebuild it") from None
     problems = []
     layers = manifest.get("layers", {})
     for name, info in layers.items():
@@ -164,7 +237,7 @@ def check_bundle(bundle: str | Path) -> dict[str, Any]:
             if problem:
                 problems.append(f"{rel}: {problem}")
     if problems:
-        msg = f"{bundle}: " + "; ".join(problems) + "; rebuild the bundle"
+        msg = f"region {name!r}: " + "; ".join(problems) + "; rebuild the bundle"
         raise AtlasError(msg)
     return {
         "region": manifest.get("region", bundle.name),
@@ -221,8 +294,8 @@ def check_health(
     for path in paths:
         try:
             out[path.name] = check_bundle(path)
-        except (AtlasError, OSError, ValueError) as exc:
-            message = _redact(str(exc), geodata_dir).splitlines()[0]
+        except (AtlasError, OSError, ValueError, RecursionError) as exc:
+            message = _redact(str(exc) or type(exc).__name__, geodata_dir).splitlines()[0]
             out[path.name] = {"error": message}
             errors.append(message)
     if errors:
@@ -416,6 +489,26 @@ def error_response(code: int, *, title: str = "") -> flask.Response:
     return flask.Response(body, status=code, mimetype="text/html")
 
 
+#: errno -> what a server error means for the person who met it, in plain words.
+_OS_ERROR_TEXT: Final[dict[int, str]] = {
+    errno.ENOSPC: "the server's disk is full; tell the site's operator",
+    errno.EDQUOT: "the server's disk quota is used up; tell the site's operator",
+    errno.EROFS: "the server's files are read-only; tell the site's operator",
+    errno.EACCES: "the server is not allowed to write its files; tell the site's operator",
+    errno.EPERM: "the server is not allowed to write its files; tell the site's operator",
+}
+
+
+def os_error_text(exc: OSError) -> str:
+    """Plain words for a server error a person can act on (full disk, read-only files).
+
+    Never a path: ``"the server's disk is full; tell the site's operator"``.
+    """
+    return _OS_ERROR_TEXT.get(
+        exc.errno or -1, "the server could not write its files; tell the site's operator"
+    )
+
+
 def _handle_http(exc: HTTPException) -> flask.Response:
     code = exc.code or 500
     if code >= 500:
@@ -434,18 +527,71 @@ def _in_callback(exc: BaseException) -> bool:
     return False
 
 
+#: Exceptions an app callback raises when a browser (or a script) sends it junk values.
+_JUNK_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+)
+#: Where in-callback errors of other kinds were raised: their traceback is logged once.
+_TRACED: set[tuple[str, str, int]] = set()
+_TRACED_MAX: Final[int] = 1000
+
+
+def _callback_name() -> str:
+    """The output a Dash callback request names (for the log), cut to 120 characters."""
+    body = flask.request.get_json(silent=True)
+    output = body.get("output") if isinstance(body, dict) else None
+    return str(output)[:120] if output else "?"
+
+
+def _where(exc: BaseException) -> tuple[str, int]:
+    """The file name and line an exception was raised at (for the server's log only)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?", 0
+    return Path(tb.tb_frame.f_code.co_filename).name, tb.tb_lineno
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
 def _handle_exception(exc: Exception) -> flask.Response:
     from dash.exceptions import DependencyException, InvalidResourceError
 
     if isinstance(exc, DependencyException | InvalidResourceError):
         return error_response(404)
-    if flask.request.path == "/_dash-update-component" and not _in_callback(exc):
-        # Dash failed reading the request (an unknown output, inputs of the wrong shape):
-        # the client sent something no page of this app sends.
-        logger.warning(
-            "callback request refused (400): %s: %s", type(exc).__name__, exc, exc_info=exc
-        )
-        return error_response(400)
+    if flask.request.path == "/_dash-update-component":
+        name = _callback_name()
+        if not _in_callback(exc):
+            # Dash failed reading the request (an unknown output, inputs of the wrong
+            # shape): the client sent something no page of this app sends. One line.
+            logger.warning("callback request refused (400) for %s: %s", name, _one_line(exc))
+            return error_response(400)
+        file, line = _where(exc)
+        if isinstance(exc, _JUNK_ERRORS):
+            # Junk values a callback could not use: one line, never a traceback per request.
+            logger.warning(
+                "callback %s failed on its input (500): %s at %s:%d", name, _one_line(exc),
+                file, line,
+            )  # fmt: skip
+            return error_response(500)
+        key = (type(exc).__name__, file, line)
+        if key in _TRACED:
+            logger.error("callback %s failed (500): %s at %s:%d (traceback logged before)",
+                         name, _one_line(exc), file, line)  # fmt: skip
+            return error_response(500)
+        if len(_TRACED) < _TRACED_MAX:
+            _TRACED.add(key)
+        logger.exception("callback %s failed (500); later ones from here are one line", name)
+        return error_response(500)
     logger.exception("unhandled error on %s %s", flask.request.method, flask.request.path)
     return error_response(500)
 

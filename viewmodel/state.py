@@ -43,6 +43,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
 
+from etl.safe_json import UnsafeJsonError, loads_limited
+
 #: Layer keys, in drawing order, with their labels.
 LAYERS: Final[dict[str, str]] = {
     "streets": "Streets (offline basemap)",
@@ -54,11 +56,12 @@ LAYERS: Final[dict[str, str]] = {
     "barriers": "Zoning barriers",
     "sitable": "Sitable land",
     "transit": "Transit stops",
+    "facilities": "Prisons and jails (release day)",
     "sites": "Care sites",
 }
 
 #: Layers shown when the URL does not say.
-DEFAULT_LAYERS: Final[tuple[str, ...]] = ("streets", "bands", "desert", "sites")
+DEFAULT_LAYERS: Final[tuple[str, ...]] = ("streets", "bands", "desert", "facilities", "sites")
 
 #: Area units of the choropleth: key -> label.
 UNITS: Final[dict[str, str]] = {
@@ -147,6 +150,8 @@ class MapState:
     zoom: int | None = None
     query: str = ""
     scenario: str = ""
+    #: Why a scenario token in the link (``w=``) could not be opened ("" when none was bad).
+    scenario_problem: str = ""
 
     def with_(self, **changes: Any) -> MapState:
         """A copy with some fields changed."""
@@ -289,8 +294,12 @@ def parse_state(search: str | None, options: Options, *, default_region: str) ->
     if query and len(query) <= MAX_QUERY_CHARS and query.isprintable():
         state = state.with_(query=query)
     token = _one(params, "w")
-    if token and decode_scenario(token) is not None:
-        state = state.with_(scenario=token)
+    if token:
+        problem = scenario_token_problem(token)
+        if problem:
+            state = state.with_(scenario_problem=problem)
+        elif decode_scenario(token) is not None:
+            state = state.with_(scenario=token)
     return state
 
 
@@ -313,16 +322,48 @@ def decode_scenario(token: str | None) -> dict[str, Any] | None:
     Only the form is checked here (a JSON object with a list of changes);
     :func:`viewmodel.scenario.scenario_from_store` checks every change when it is opened.
     """
-    if not token or len(token) > MAX_SCENARIO_CHARS or not _TOKEN_RE.fullmatch(token):
+    if not token or scenario_token_problem(token):
         return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError):
-        return None
+    data = _token_json(token)
     if not isinstance(data, dict) or not isinstance(data.get("changes"), list):
         return None
     return data if data["changes"] else None
+
+
+def _token_json(token: str) -> Any:
+    """The JSON a token holds, decoded with limits (:mod:`etl.safe_json`); None when bad."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        return loads_limited(raw, what="the scenario in this link", max_bytes=MAX_SCENARIO_CHARS)
+    except (binascii.Error, ValueError, UnsafeJsonError):
+        return None
+
+
+def scenario_token_problem(token: str) -> str:
+    """Why a link's scenario token cannot be opened, in plain words ("" when it can).
+
+    The length is checked first, then the characters, then the decoded JSON (at most
+    :data:`MAX_SCENARIO_CHARS`, nested at most 32 levels, UTF-8); an empty scenario is no
+    problem (the link simply has none).
+    """
+    if len(token) > MAX_SCENARIO_CHARS:
+        return (
+            f"the scenario in this link is longer than the {MAX_SCENARIO_CHARS:,} characters a "
+            "link may carry; save it and share its name instead"
+        )
+    if not _TOKEN_RE.fullmatch(token):
+        return "the scenario in this link is damaged (it holds characters a link never writes)"
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        return "the scenario in this link is damaged (cut short or mistyped)"
+    try:
+        data = loads_limited(raw, what="the scenario in this link", max_bytes=MAX_SCENARIO_CHARS)
+    except UnsafeJsonError as exc:
+        return str(exc).replace("the scenario in this link: ", "the scenario in this link is ")
+    if not isinstance(data, dict) or not isinstance(data.get("changes"), list):
+        return "the scenario in this link is not a scenario of this map"
+    return ""
 
 
 def _near(options: Options, lat: float, lon: float, *, pad_deg: float = 1.0) -> bool:

@@ -85,8 +85,20 @@ FILES: Final[dict[str, str]] = {
     "zoning": "zoning/zoning.zip",
     "zoning_rules": "zoning/zoning_rules.csv",
     "transit": "transit/stops.txt",
+    "facilities": "places/correctional_facilities.csv",
     "readme": "README.txt",
 }
+
+#: Fictional correctional facilities (name, type, local x, y metres): a jail in town, a state
+#: prison out by the hamlet of Stone Church, a youth detention centre near the village, one
+#: beyond the region's buffer (counted as outside) and one row without coordinates (rejected).
+_FACILITIES: Final[tuple[tuple[str, str, float | None, float | None], ...]] = (
+    ("Millbrook County Jail", "Jail", 1650.0, 180.0),
+    ("Stone Church Correctional Institution", "State prison", -9600.0, -10300.0),
+    ("Millbrook Youth Detention Center", "Detention center", -5600.0, 6200.0),
+    ("Far Valley Correctional Institution", "State prison", 40_000.0, 0.0),
+    ("Records Office Annex (no location)", "State facility", None, None),
+)
 
 #: Name of the deliberately disconnected road fragment.
 FRAGMENT_NAME: Final[str] = "Hidden Pond Lane"
@@ -2367,6 +2379,27 @@ def _generate_into(root: Path, seed: int) -> None:
         _csv_text(["zone_code", "description", "treatment_program", "clinic", "note"], rules),
     )
     logger.info("demo zoning: %d district polygons, %d zone codes", len(zones), len(_ZONES))
+
+    # correctional facilities, shaped like The New York Times' prisons-and-jails table
+    fac_rows = []
+    for k, (name, kind, fx, fy) in enumerate(_FACILITIES):
+        if fx is None or fy is None:
+            lon_s = lat_s = ""
+        else:
+            lon, lat = crs.lonlat(fx, fy)
+            lon_s, lat_s = _fmt(float(lon)), _fmt(float(lat))
+        fac_rows.append(
+            [f"MB{k + 1:03d}", name, kind, "Millbrook", "Millbrook",
+             "99001", lon_s, lat_s, "fictional"]
+        )  # fmt: skip
+    _write_text(
+        p["facilities"],
+        _csv_text(
+            ["nyt_id", "facility_name", "facility_type", "facility_city", "facility_county",
+             "facility_county_fips", "facility_lng", "facility_lat", "note"],
+            fac_rows,
+        ),
+    )
 
     zero = ", ".join(f"{g} ({why})" for g, why in sorted(bgs.zero_reason.items()))
     facts = {

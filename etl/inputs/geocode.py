@@ -388,6 +388,31 @@ class ReferenceIndex:
                 self.city_centres[c] = centre
                 self._city_state[c] = next(iter(named), "")
 
+    def set_zip_centres(self, zips: pd.DataFrame) -> int:
+        """Take each row (``zip``, ``lon``, ``lat``) as the centre of its ZIP.
+
+        An independent reference (e.g. the Census ZCTA internal points): its centre wins over
+        the median of the other references' points in that ZIP, so a row placed at ``zip``
+        quality is placed from it alone. Rows without a 5-digit ZIP or coordinates are
+        skipped; a ZIP given twice keeps its first row.
+
+        Returns
+        -------
+        int
+            ZIP centres set.
+        """
+        if self._to_metric is None or zips.empty:
+            return 0
+        cen = _normalise_centroids(zips)
+        ok = np.isfinite(cen["lon"].to_numpy(float)) & np.isfinite(cen["lat"].to_numpy(float))
+        ok &= cen["zip"].astype(str).str.fullmatch(r"\d{5}").to_numpy(dtype=bool)
+        cen = cen[ok].drop_duplicates("zip")
+        x, y = self._to_metric.transform(cen["lon"].to_numpy(float), cen["lat"].to_numpy(float))
+        for z, xx, yy in zip(cen["zip"], np.asarray(x, float), np.asarray(y, float), strict=True):
+            self.zip_centres[str(z)] = (float(xx), float(yy))
+        log.info("reference index: %s ZIP centres from an independent list", f"{len(cen):,}")
+        return len(cen)
+
     # -- helpers used by the geocoder -----------------------------------------------------
 
     def centres_lonlat(self) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -834,18 +859,24 @@ def build_reference_index(
     ReferenceIndex
         The combined index.
     """
-    points, streets, centroids = [], [], []
+    points, streets, centroids, zip_points = [], [], [], []
     for ref in refs:
         pts, lines = read_reference(ref, resolve=resolve)
+        if ref.use == "zip_centres":
+            zip_points.append(pts)
+            continue
         (centroids if ref.use == "centroids" else points).append(pts)
         if len(lines):
             streets.append(lines)
-    return ReferenceIndex.from_frames(
+    index = ReferenceIndex.from_frames(
         pd.concat(points, ignore_index=True) if points else None,
         streets=pd.concat(streets, ignore_index=True) if streets else None,
         centroids=pd.concat(centroids, ignore_index=True) if centroids else None,
         crs=crs,
     )
+    if zip_points:
+        index.set_zip_centres(pd.concat(zip_points, ignore_index=True))
+    return index
 
 
 # --------------------------------------------------------------------------------------

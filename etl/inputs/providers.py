@@ -359,6 +359,12 @@ def load_providers(
             raise InputError(msg)
         mapping = _check_columns(src, frame, path)
         work = _map_source(src, frame, mapping, lonlat, path)
+        if src.address_format == "packed":  # "street|city, ST ZIP" (etl.inputs.packed)
+            from etl.inputs.packed import unpack_addresses
+
+            unpack_addresses(work)
+        if src.partial:
+            work["x_list_note"] = src.partial
         work["_src_order"] = order
         work["_date"] = src.date
         work["category"] = _resolve_categories(src, work)

@@ -11,6 +11,12 @@ Every export is one ``.zip`` in the export folder holding the data files and
     Shapefile field names are cut to 10 bytes (``t_methadone_drive`` becomes ``t_mth_dr``);
     this file maps them back.
 
+Every CSV table (and the data dictionary) is written through
+:func:`etl.outputs.cells.safe_table`: a text cell that would start a spreadsheet formula
+(``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a leading ``'``; ``README.txt`` says so.
+GeoJSON, Shapefile and GeoPackage values are written unchanged (GIS tools do not evaluate
+them).
+
 Formats
 -------
 shp
@@ -60,6 +66,7 @@ from etl._errors import ExportError
 from etl.bundle.coverage import cover_distance, mode_coverage
 from etl.bundle.store import Bundle
 from etl.categories import CATEGORIES, CATEGORY_LABELS, MODE_LABELS, MODES
+from etl.outputs.cells import safe_row, safe_table, spreadsheet_note
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +84,7 @@ FORMATS: Final[dict[str, tuple[str, str]]] = {
 #: Layers a bundle may hold, in export order (a bundle holds a subset).
 KNOWN_LAYERS: Final[tuple[str, ...]] = (
     "providers", "areas", "counties", "isochrones", "deserts", "desert_blocked", "grid",
-    "barriers", "sitable", "region", "people",
+    "barriers", "sitable", "region", "people", "facilities",
 )  # fmt: skip
 
 #: Keys accepted in ``filters``.
@@ -107,7 +114,7 @@ _CAT_ABBR: Final[dict[str, str]] = {
 _MODE_ABBR: Final[dict[str, str]] = {"drive": "dr", "walk": "wk"}
 _METRIC_ABBR: Final[dict[str, str]] = {
     "t": "t", "share": "sh", "desert_people": "dp", "nearest": "nr", "deaths": "dth",
-    "population": "pop", "capacity": "cap", "score": "sc", "access": "acc",
+    "population": "pop", "capacity": "cap", "score": "sc", "access": "acc", "desert": "ds",
 }  # fmt: skip
 _WORD_ABBR: Final[dict[str, str]] = {
     "population": "pop", "covered": "cov", "uncovered": "uncov",
@@ -941,6 +948,7 @@ def metadata_text(meta: Mapping[str, Any]) -> str:
                        f"{'by car' if r['mode'] == 'drive' else 'on foot'}, {far} from the "
                        "street network")  # fmt: skip
     out += ["", "Privacy:"] + [f"  - {rule}" for rule in meta.get("privacy", [])]
+    out += ["", "Spreadsheets:", *[f"  {line}" for line in spreadsheet_note()]]
     if meta.get("fictional"):
         out += ["", "*** FICTIONAL DATA ***"]
     return "\n".join(out) + "\n"
@@ -994,6 +1002,12 @@ def describe_field(
     """Return ``(unit, meaning)`` of a field, in plain language."""
     if (layer, column) in _LAYER_FIELDS:
         return _LAYER_FIELDS[(layer, column)]
+    if layer == "facilities":  # re-entry fields (etl.outputs.reentry)
+        from etl.outputs.reentry import extra_field
+
+        found = extra_field(layer, column, thresholds)
+        if found is not None:
+            return found
     m = _METRIC_RE.match(column)
     if m is not None:
         label = CATEGORY_LABELS.get(m["cat"], m["cat"]).lower()
@@ -1334,6 +1348,7 @@ def _cut_bytes(text: str, limit: int) -> str:
 
 def _write_csv_file(frame: pd.DataFrame, work: Path, file: str) -> str:
     table = _text_ready(pd.DataFrame(frame.drop(columns="geometry", errors="ignore")))
+    table = safe_table(table)  # no live spreadsheet formulas (etl.outputs.cells)
     table.to_csv(safe_path(work, file), index=False, encoding="utf-8", lineterminator="\n")
     return file
 
@@ -1353,7 +1368,7 @@ def _write_dictionary(path: Path, rows: list[dict[str, str]]) -> None:
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(safe_row(r) for r in rows)
 
 
 def _types(frame: pd.DataFrame) -> dict[str, str]:

@@ -33,6 +33,7 @@ import pandas as pd
 
 from etl.categories import CATEGORY_LABELS
 from etl.inputs.geocode import QUALITY_LEVELS
+from etl.outputs.cells import safe_table
 
 if TYPE_CHECKING:
     from etl.inputs.providers import ProvidersResult
@@ -285,12 +286,12 @@ def write_quality_report(
     }
     if off_network is not None:
         paths["off_network"] = out / "providers_off_network.csv"
-        off_network_table(off_network).to_csv(paths["off_network"], index=False)
-    summary_table(result).to_csv(paths["summary"], index=False)
+        safe_table(off_network_table(off_network)).to_csv(paths["off_network"], index=False)
+    safe_table(summary_table(result)).to_csv(paths["summary"], index=False)
     rejects = result.rejects if result.rejects is not None else pd.DataFrame()
-    rejects.to_csv(paths["rejects"], index=False)
+    safe_table(rejects).to_csv(paths["rejects"], index=False)
     merges = result.merges if result.merges is not None else pd.DataFrame()
-    merges.to_csv(paths["merges"], index=False)
+    safe_table(merges).to_csv(paths["merges"], index=False)
     paths["html"].write_text(
         render_html(
             result,

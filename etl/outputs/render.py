@@ -63,6 +63,7 @@ from etl.outputs.export import (
     mode_coverage,
     view_text,
 )
+from etl.outputs.reentry import bundle_release_day, release_day_figure
 
 logger = logging.getLogger(__name__)
 
@@ -282,8 +283,21 @@ def fact_sheet(
     fig.text(0.04, min(y - 0.004, 0.012 + 0.0098 * len(source)), "\n".join(source),
              fontsize=6, color=MUTED, va="top", linespacing=1.25)  # fmt: skip
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_pdf, format=suffix[1:], dpi=dpi or MAP_DPI, facecolor="white",
-                metadata=_file_metadata(f"Fact sheet: {m.get('title')}", m, suffix))  # fmt: skip
+    # Re-entry: a second page, release day, where the region has prisons and jails.
+    release = bundle_release_day(bundle) if suffix == ".pdf" else None
+    if release is not None and release.facilities:
+        from matplotlib.backends.backend_pdf import PdfPages
+
+        page2 = release_day_figure(release, title=str(m.get("title", m.get("region"))),
+                                   fictional=data.fictional, source=source_line(m))  # fmt: skip
+        meta = _file_metadata(f"Fact sheet: {m.get('title')}", m, suffix)
+        with PdfPages(out_pdf, metadata=meta) as pdf:
+            pdf.savefig(fig, dpi=dpi or MAP_DPI, facecolor="white")
+            pdf.savefig(page2, dpi=dpi or MAP_DPI, facecolor="white")
+    else:
+        meta = _file_metadata(f"Fact sheet: {m.get('title')}", m, suffix)
+        fig.savefig(out_pdf, format=suffix[1:], dpi=dpi or MAP_DPI, facecolor="white",
+                    metadata=meta)  # fmt: skip
     logger.info("fact_sheet: %s (%d key numbers; map %s by %s)", out_pdf, len(cards), category,
                 mode)  # fmt: skip
     return out_pdf
@@ -1038,6 +1052,11 @@ def _notes(bundle: Bundle, data: MapData) -> list[tuple[str, str]]:
     overdose = overdose_lines(bundle)
     if overdose:
         notes.append(("Overdose deaths by county", " ".join(overdose)))
+    partial = [
+        f"{i.get('source')}: {i['partial']}" for i in m.get("inputs", []) if i.get("partial")
+    ]
+    if partial:
+        notes.append(("Partial lists", "; ".join(partial) + "."))
     notes.append(("Privacy", "Overdose counts from 1 to 9 are never shown; rates on fewer than "
                   "20 deaths are marked unstable; syringe services sites that ask are shown only "
                   "as an approximate area."))  # fmt: skip
