@@ -56,6 +56,7 @@ from etl.outputs.export import FORMATS, KNOWN_LAYERS, safe_path
 from layouts import map_page as mp
 from layouts import townhall as th
 from viewmodel.data import RegionData, map_options, region_data
+from viewmodel.scenario_print import what_if_or_note
 from viewmodel.serving import os_error_text, scrub_paths
 from viewmodel.state import Options, decode_scenario, parse_state
 
@@ -182,7 +183,7 @@ class ExportRequest:
         The threshold on the map (minutes): every file draws and counts the desert at it.
     scenario
         The What-if scenario token open on the page (``w=``), or ``""``; files built with
-        one say their figures are the baseline.
+        one draw and count it as its panel does (:mod:`viewmodel.scenario_print`).
     """
 
     kind: str
@@ -515,7 +516,16 @@ def _cached(folder: Path) -> Path | None:
 def _build(rd: RegionData, request: ExportRequest, work: Path) -> None:
     """Write the one file of an export into ``work``."""
     bundle = rd.bundle
-    scenario = _scenario_text(request.scenario)
+    # The scenario open on the page, evaluated as its panel evaluates it (or a line why not).
+    scenario = None
+    if request.scenario:
+        scenario = what_if_or_note(
+            rd,
+            request.scenario,
+            category=request.category,
+            mode=request.mode,
+            threshold=request.threshold,
+        )
     if request.kind in th.DATA_EXPORTS:
         from etl.outputs.export import export_layers
 
@@ -551,23 +561,15 @@ def _build(rd: RegionData, request: ExportRequest, work: Path) -> None:
         )
 
 
-def _scenario_text(token: str) -> str | None:
-    """One line naming an open What-if scenario (None: no scenario)."""
-    if not token:
-        return None
-    store = decode_scenario(token) or {}
-    changes = store.get("changes") or []
-    name = str(store.get("name") or "unnamed")[:60]
-    return f"“{name}”, {len(changes)} change{'s' if len(changes) != 1 else ''}"
-
-
 def _view_line(request: ExportRequest) -> str:
     """What the file was built for, as the page says it."""
     from etl.outputs.export import view_text
 
     text = view_text(request.category, request.mode, request.threshold)
-    if request.scenario:
-        text += "; figures are the baseline, without the What-if scenario"
+    store = decode_scenario(request.scenario) if request.scenario else None
+    if store and store.get("changes"):
+        name = str(store.get("name") or "unnamed")[:60]
+        text += f"; with the What-if scenario “{name}”"
     return text
 
 

@@ -67,6 +67,8 @@ from etl.bundle.coverage import cover_distance, mode_coverage
 from etl.bundle.store import Bundle
 from etl.categories import CATEGORIES, CATEGORY_LABELS, MODE_LABELS, MODES
 from etl.outputs.cells import safe_row, safe_table, spreadsheet_note
+from etl.outputs.whatif import FIELDS as WHATIF_FIELDS
+from etl.outputs.whatif import WhatIf, export_frames, scenario_label
 
 logger = logging.getLogger(__name__)
 
@@ -471,7 +473,7 @@ def export_layers(
     fmt: Format,
     filters: Mapping[str, Any] | None = None,
     threshold: float | None = None,
-    scenario: str | None = None,
+    scenario: str | WhatIf | None = None,
 ) -> Path:
     """Export layers of a bundle into one ``.zip`` with metadata and a data dictionary.
 
@@ -493,8 +495,11 @@ def export_layers(
         (:func:`desert_at`), and ``metadata.json``/``README.txt`` name the view. None: the
         thresholds the bundle was built with.
     scenario
-        A one-line description of a What-if scenario open on the page; the files say that
-        their figures are the baseline, without it.
+        The What-if scenario open on the page. A :class:`~etl.outputs.whatif.WhatIf` adds
+        its layers (``scenario_sites``, ``scenario_areas``, ``scenario_desert``) and its
+        changes and figures to ``metadata.json`` and ``README.txt``; a one-line text (a
+        scenario that could not be evaluated) makes the files say their figures are the
+        baseline.
 
     Returns
     -------
@@ -538,6 +543,8 @@ def export_layers(
         raise ExportError(msg)
     if empty:
         logger.info("export_layers: no rows in %s after filters; left out", ", ".join(empty))
+    if isinstance(scenario, WhatIf):
+        frames.update(export_frames(scenario))
     _privacy_checks(frames)
 
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as tmp:
@@ -601,7 +608,7 @@ def _view_record(
     filters: Mapping[str, Any],
     views: Sequence[DesertAt],
     threshold: float | None,
-    scenario: str | None,
+    scenario: str | WhatIf | None,
 ) -> dict[str, Any]:
     """What ``metadata.json`` says about the view: pairs, threshold, people, scenario."""
     summary = bundle.manifest.get("stages", {}).get("access", {}).get("summary", {})
@@ -632,11 +639,14 @@ def _view_record(
         "threshold_min": threshold,
         "threshold_source": "chosen on the page" if threshold is not None else "region config",
         "pairs": pairs,
-        "scenario": scenario or None,
+        "scenario": scenario_label(scenario),
         "scenario_note": (
+            None if not scenario or isinstance(scenario, WhatIf) else
             f"A What-if scenario was open ({scenario}); these figures are the baseline, "
-            "without it: download the scenario from its own panel." if scenario else None
+            "without it: download the scenario from its own panel."
         ),
+        "what_if": scenario.record() if isinstance(scenario, WhatIf) else None,
+        "what_if_text": scenario.readme_lines() if isinstance(scenario, WhatIf) else None,
     }  # fmt: skip
 
 
@@ -899,10 +909,12 @@ def metadata_text(meta: Mapping[str, Any]) -> str:
         out.append(f"View: {view.get('text')}")
         for p in view["pairs"]:
             if p.get("people_in_desert") is not None:
+                today = " (today, without the What-if scenario)" if view.get("what_if") else ""
                 out.append(f"  {p['text']}: {p['people_in_desert']:,} people in the desert, "
-                           f"{p['people_within']:,} within reach")  # fmt: skip
+                           f"{p['people_within']:,} within reach{today}")  # fmt: skip
     if view.get("scenario_note"):
         out.append(str(view["scenario_note"]))
+    out += [str(line) for line in view.get("what_if_text") or []]
     out += [
         "",
         "Layers:",
@@ -1002,6 +1014,8 @@ def describe_field(
     """Return ``(unit, meaning)`` of a field, in plain language."""
     if (layer, column) in _LAYER_FIELDS:
         return _LAYER_FIELDS[(layer, column)]
+    if (layer, column) in WHATIF_FIELDS:
+        return WHATIF_FIELDS[(layer, column)]
     if layer == "facilities":  # re-entry fields (etl.outputs.reentry)
         from etl.outputs.reentry import extra_field
 

@@ -64,6 +64,7 @@ from etl.outputs.export import (
     view_text,
 )
 from etl.outputs.reentry import bundle_release_day, release_day_figure
+from etl.outputs.whatif import WhatIf, apply_to_frames, change_frame
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,10 @@ INK: Final[str] = "#222222"
 MUTED: Final[str] = "#5a5a5a"
 HEADER: Final[str] = "#0c2c84"
 DESERT_EDGE: Final[str] = "#b2182b"
+#: What-if overlays (Okabe-Ito: bluish green, vermillion; safe for colour-blind readers).
+GAIN_COLOUR: Final[str] = "#009e73"
+LOSS_COLOUR: Final[str] = "#d55e00"
+ADDED_COLOUR: Final[str] = "#000000"
 STAMP: Final[str] = "#c0392b"
 _LETTER_LANDSCAPE: Final[tuple[float, float]] = (11.0, 8.5)
 _LETTER_PORTRAIT: Final[tuple[float, float]] = (8.5, 11.0)
@@ -119,7 +124,7 @@ def render_map(
     title: str | None = None,
     dpi: int | None = None,
     threshold: float | None = None,
-    scenario: str | None = None,
+    scenario: str | WhatIf | None = None,
 ) -> Path:
     """Render the map of one category and mode to PNG or PDF (by the file suffix).
 
@@ -143,8 +148,11 @@ def render_map(
         The desert threshold on screen (minutes): the desert is drawn and counted at it,
         recomputed from the bundle's per-person and per-cell times; None: the configured one.
     scenario
-        A What-if scenario open on the page (one line); the map says its figures are the
-        baseline, without it.
+        The What-if scenario open on the page: a :class:`~etl.outputs.whatif.WhatIf`
+        (evaluated for this category, mode and threshold) is drawn and counted — its times,
+        desert, added and closed sites, the land leaving the desert, its figures in the
+        legend; a one-line text (a scenario that could not be evaluated) makes the map say
+        its figures are the baseline.
 
     Returns
     -------
@@ -159,12 +167,16 @@ def render_map(
     out_path = Path(out_path)
     suffix = _check_suffix(out_path, (".png", ".pdf"))
     layers = _check_layers(layers)
-    data = MapData.load(bundle, category=category, mode=mode, threshold=threshold)
+    whatif = scenario if isinstance(scenario, WhatIf) else None
+    data = MapData.load(bundle, category=category, mode=mode, threshold=threshold,
+                        whatif=whatif)  # fmt: skip
     fig = Figure(figsize=_LETTER_LANDSCAPE, facecolor="white")
     m = bundle.manifest
     subtitle = f"{m.get('title', m.get('region'))} · {data.view}"
-    if scenario:
-        subtitle += " · baseline, without the What-if scenario open on the page"
+    if data.whatif is not None:
+        subtitle += f" · with {data.whatif.title}"
+    elif scenario:
+        subtitle += f" · baseline, without the What-if scenario {scenario}"
     heading = title or f"{data.label}: travel time {data.how}"
     fig.text(0.035, 0.955, heading, fontsize=19, fontweight="bold", color=INK, va="top")
     fig.text(0.035, 0.905, subtitle, fontsize=11.5, color=MUTED, va="top")
@@ -194,7 +206,7 @@ def fact_sheet(
     mode: str | None = None,
     dpi: int | None = None,
     threshold: float | None = None,
-    scenario: str | None = None,
+    scenario: str | WhatIf | None = None,
 ) -> Path:
     """Write a one-page fact sheet (Letter, portrait) for the region.
 
@@ -214,8 +226,10 @@ def fact_sheet(
         key number are counted at it (:func:`etl.outputs.export.desert_at`); other key
         numbers keep their configured thresholds, each printed beside it.
     scenario
-        A What-if scenario open on the page (one line); the sheet says its figures are the
-        baseline, without it.
+        The What-if scenario open on the page: a :class:`~etl.outputs.whatif.WhatIf` for
+        the pair on the map is drawn on its map and told in a "What-if scenario" note with
+        the panel's figures (the key numbers stay today's, and say so); a one-line text
+        makes the sheet say its figures are the baseline.
 
     Returns
     -------
@@ -227,7 +241,9 @@ def fact_sheet(
     m = bundle.manifest
     summary = m.get("stages", {}).get("access", {}).get("summary", {})
     category, mode = _headline_pair(summary, category, mode)
-    data = MapData.load(bundle, category=category, mode=mode, threshold=threshold)
+    whatif = scenario if isinstance(scenario, WhatIf) else None
+    data = MapData.load(bundle, category=category, mode=mode, threshold=threshold,
+                        whatif=whatif)  # fmt: skip
     fig = Figure(figsize=_LETTER_PORTRAIT, facecolor="white")
 
     # header band
@@ -257,13 +273,21 @@ def fact_sheet(
              dpi=dpi or MAP_DPI, light=True)  # fmt: skip
     scale_bar(map_ax, fontsize=6.5)
     north_arrow(map_ax, data.crs, size=0.07)
+    if data.whatif is not None:
+        view = f"{data.view}; with {data.whatif.title}"
+    elif scenario:
+        view = f"{data.view}; baseline, without the What-if scenario {scenario}"
+    else:
+        view = data.view
+    # With a scenario the line names it instead of repeating the care's long label.
+    line = view if view != data.view else f"{data.label}; {view}"
+    view_lines = textwrap.wrap(line, 92)[:3]
+    lift = 0.0115 * (len(view_lines) - 1)  # a longer view line pushes the title up
     title = _wrap(f"Travel time {data.how} to the nearest {_site_noun(category)}", 52)
-    fig.text(0.04, 0.655, title, fontsize=10.5, fontweight="bold", color=INK, va="bottom",
-             linespacing=1.15)  # fmt: skip
-    view = data.view + ("; baseline, without the What-if scenario open on the page"
-                        if scenario else "")  # fmt: skip
-    fig.text(0.04, 0.637, f"{data.label}; {view}", fontsize=7.5,
-             color=MUTED, va="bottom")  # fmt: skip
+    fig.text(0.04, 0.655 + lift, title, fontsize=9.8, fontweight="bold", color=INK,
+             va="bottom", linespacing=1.15)  # fmt: skip
+    fig.text(0.04, 0.637, "\n".join(view_lines), fontsize=7.5, color=MUTED, va="bottom",
+             linespacing=1.2)  # fmt: skip
     _map_key(fig, data, (0.04, 0.215, 0.52, 0.05))
     chart_ax = fig.add_axes((0.745, 0.36, 0.215, 0.265))
     _band_chart(chart_ax, bundle, fig, edges=data.edges)
@@ -272,6 +296,8 @@ def fact_sheet(
 
     # notes
     notes = _notes(bundle, data)
+    if data.whatif is not None:
+        notes.insert(0, _whatif_note(data.whatif))
     y = 0.192
     for head, body in notes:
         fig.text(0.04, y, head, fontsize=8.2, fontweight="bold", color=INK, va="top")
@@ -320,6 +346,8 @@ class MapData:
     edges: np.ndarray
     threshold_text: str = ""
     desert: DesertAt | None = None
+    #: The What-if scenario drawn and counted (None: today's sites).
+    whatif: WhatIf | None = None
 
     @property
     def view(self) -> str:
@@ -328,12 +356,20 @@ class MapData:
 
     @classmethod
     def load(
-        cls, bundle: Bundle, *, category: str, mode: str, threshold: float | None = None
+        cls,
+        bundle: Bundle,
+        *,
+        category: str,
+        mode: str,
+        threshold: float | None = None,
+        whatif: WhatIf | None = None,
     ) -> MapData:
         """Read and project the layers of a bundle for one (category, mode).
 
         With ``threshold`` (minutes, the one on screen) the pair's desert is recomputed at
-        it (:func:`etl.outputs.export.desert_at`): drawn, counted and printed at it.
+        it (:func:`etl.outputs.export.desert_at`): drawn, counted and printed at it. With
+        ``whatif`` (evaluated for this pair and threshold) the areas' times and the desert
+        are the scenario's (:func:`etl.outputs.whatif.apply_to_frames`).
 
         Raises
         ------
@@ -373,6 +409,12 @@ class MapData:
         else:
             thresholds = bundle.manifest.get("settings", {}).get("thresholds_min", {})
             threshold = thresholds.get(category, {}).get(mode)
+        if whatif is not None and (whatif.category, whatif.mode) != (category, mode):
+            logger.info("MapData: the scenario was evaluated for %s/%s, not %s/%s; not drawn",
+                        whatif.category, whatif.mode, category, mode)  # fmt: skip
+            whatif = None
+        if whatif is not None:
+            frames = apply_to_frames(frames, whatif, column=column, crs=crs)
         data = cls(
             bundle=bundle, category=category, mode=mode, crs=crs,
             label=CATEGORY_LABELS[category], how="by car" if mode == "drive" else "on foot",
@@ -380,7 +422,7 @@ class MapData:
             fictional=bool(bundle.manifest.get("fictional")), column=column, frames=frames,
             edges=time_edges(bundle.manifest.get("settings", {}).get("bands_min") or (10, 20, 30),
                              threshold),
-            desert=desert,
+            desert=desert, whatif=whatif,
         )  # fmt: skip
         data.threshold_text = _threshold_text(data)
         return data
@@ -437,7 +479,13 @@ def draw_map(
             d.plot(ax=ax, facecolor="none", edgecolor=DESERT_EDGE, hatch="////", lw=0.5,
                    alpha=0.7, hatch_linewidth=0.45, zorder=5)  # fmt: skip
             patch = Patch(facecolor="none", edgecolor=DESERT_EDGE, hatch="////")
-            handles.append((f"Desert: more than {data.threshold:g} min {data.how}", patch))
+            with_it = " with the scenario" if data.whatif is not None else ""
+            handles.append((f"Desert{with_it}: more than {data.threshold:g} min {data.how}",
+                            patch))  # fmt: skip
+    if data.whatif is not None and ("deserts" in layers or "areas" in layers):
+        outline = data.frames.get("region")
+        clip = outline.geometry.union_all() if outline is not None and len(outline) else None
+        handles += _draw_changes(ax, data.whatif, data.crs, clip=clip)
     if "barriers" in layers and "barriers" in data.frames and len(data.frames["barriers"]):
         data.frames["barriers"].plot(ax=ax, facecolor="none", edgecolor="#4d4d4d", lw=0.3,
                                      alpha=0.6, hatch="\\\\\\", hatch_linewidth=0.35,
@@ -450,6 +498,8 @@ def draw_map(
         handles.append(("Region boundary", Line2D([], [], color="#333", lw=1.1, ls=(0, (5, 2)))))
     if "providers" in layers and "providers" in data.frames:
         handles += _draw_providers(ax, data, size=52 if not light else 30)
+        if data.whatif is not None:
+            handles += _draw_scenario_sites(ax, data.whatif, data.crs, size=90 if not light else 55)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("")
@@ -839,6 +889,63 @@ def _draw_providers(ax: Axes, data: MapData, *, size: float) -> list[Any]:
     return handles
 
 
+def _draw_changes(ax: Axes, whatif: WhatIf, crs: str, *, clip: Any = None) -> list[Any]:
+    """Outline the land the scenario takes out of the desert (and puts into it).
+
+    ``clip`` (the region's outline in ``crs``) keeps the outline inside the region, as the
+    desert is drawn.
+    """
+    handles: list[Any] = []
+    frame = change_frame(whatif, crs)
+    if clip is not None and len(frame):
+        frame = frame.assign(geometry=frame.geometry.intersection(clip))
+        frame = frame[~frame.geometry.is_empty]
+    for kind, colour, hatch, label in (
+        ("gain", GAIN_COLOUR, "....", "Leaves the desert with the scenario"),
+        ("loss", LOSS_COLOUR, "xxxx", "Falls into the desert with the scenario"),
+    ):
+        part = frame[frame["kind"] == kind]
+        if len(part):
+            part.plot(ax=ax, facecolor="none", edgecolor=colour, hatch=hatch, lw=1.0,
+                      hatch_linewidth=0.5, zorder=5.5)  # fmt: skip
+            handles.append((label, Patch(facecolor="none", edgecolor=colour, hatch=hatch)))
+    return handles
+
+
+def _draw_scenario_sites(ax: Axes, whatif: WhatIf, crs: str, *, size: float) -> list[Any]:
+    """Added sites as stars, closed sites crossed out (the What-if panel's symbols)."""
+    sites = whatif.sites
+    if len(sites) == 0:
+        return []
+    sites = sites.to_crs(crs)
+    handles: list[Any] = []
+    added = sites[sites["status"] == "added"]
+    closed = sites[sites["status"] == "closed"]
+    if len(added):
+        ax.scatter(added.geometry.x, added.geometry.y, s=size * 1.6, marker="*",
+                   c=ADDED_COLOUR, edgecolors="white", linewidths=0.9, zorder=9)  # fmt: skip
+        handles.append((f"Added in the scenario ({len(added):,})",
+                        Line2D([], [], ls="none", marker="*", markersize=11,
+                               markerfacecolor=ADDED_COLOUR)))  # fmt: skip
+    if len(closed):
+        ax.scatter(closed.geometry.x, closed.geometry.y, s=size * 1.2, marker="X",
+                   c=LOSS_COLOUR, edgecolors="white", linewidths=0.8, zorder=9)  # fmt: skip
+        handles.append((f"Closed in the scenario ({len(closed):,})",
+                        Line2D([], [], ls="none", marker="X", markersize=9,
+                               markerfacecolor=LOSS_COLOUR)))  # fmt: skip
+    return handles
+
+
+def _whatif_note(whatif: WhatIf) -> tuple[str, str]:
+    """The fact sheet's note on the scenario: its changes and the panel's figures."""
+    changes = "; ".join(whatif.changes[:6])
+    if len(whatif.changes) > 6:
+        changes += f"; and {len(whatif.changes) - 6:,} more"
+    body = (f"{changes}. " + " ".join(whatif.statements) + " The map shows the scenario; "
+            "the key numbers at the top are today's, without it.")  # fmt: skip
+    return (whatif.title, body)
+
+
 def _legend(ax: Axes, data: MapData, handles: list[Any]) -> None:
     y = 0.98
     ax.text(0.0, y, f"Travel time {data.how} to the nearest", fontsize=10, fontweight="bold",
@@ -867,6 +974,10 @@ def _legend(ax: Axes, data: MapData, handles: list[Any]) -> None:
     if data.desert is not None:  # the threshold on screen, recomputed
         entry = {**entry, "people_within": round(data.desert.within),
                  "people_in_desert": round(data.desert.beyond)}  # fmt: skip
+    if data.whatif is not None:  # the scenario's figures, as the What-if panel counts them
+        entry = {**entry, "people_within": round(data.whatif.people_within),
+                 "people_in_desert": round(data.whatif.people_in_desert),
+                 "median_minutes": None}  # fmt: skip
     y -= 0.02
     if entry.get("people_in_desert") is not None and data.threshold is not None:
         within, desert = entry["people_within"], entry["people_in_desert"]
@@ -877,6 +988,9 @@ def _legend(ax: Axes, data: MapData, handles: list[Any]) -> None:
         verb = "live" if desert else "lives"
         text = (f"{verb} more than {data.threshold:g} min {data.how} from the nearest "
                 f"{_site_noun(data.category)} (threshold {data.threshold:g} min)")  # fmt: skip
+        if data.whatif is not None:
+            text += (f" with the scenario; {round(data.whatif.base_people_in_desert):,} "
+                     "without it")  # fmt: skip
         ax.text(0.0, y - 0.045, _wrap(text, 44), fontsize=8.8, color=INK, va="top",
                 transform=ax.transAxes)  # fmt: skip
         y -= 0.07 + 0.03 * _wrap(text, 44).count("\n")
