@@ -10,6 +10,7 @@ background thread at start-up, so the first visitor does not wait for them.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -17,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import flask
-from dash import Dash, dcc, html
+from dash import Dash, Input, Output, clientside_callback, dcc, html
 
 import callbacks.map as map_callbacks
 import callbacks.reentry  # re-entry: the release-day panel's callbacks
@@ -31,6 +32,8 @@ from viewmodel import serving
 ROOT = Path(__file__).resolve().parent
 GEODATA = Path(os.environ.get("ACCESS_ATLAS_GEODATA", ROOT / "geodata"))
 DEFAULT_REGION = os.environ.get("ACCESS_ATLAS_REGION", "demo")
+#: A store the page-title callback writes to (Dash needs an output).
+TITLE_SINK = "atlas-title-sink"
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,40 @@ app = Dash(
     update_title=None,
 )
 server = app.server
+# Screen readers read the page in its language; every page says it is English.
+app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)
+
+#: Pages of the app (the path's end) and the title a browser tab shows for each.
+PAGE_TITLES: dict[str, str] = {
+    "": "Map · Access Atlas",
+    "/methods": "Methods and sources · Access Atlas",
+    "/present": "Town-hall mode · Access Atlas",
+}
+#: Paths served by Dash, the layer and export routes and the health check.
+_SERVED_PREFIXES: tuple[str, ...] = ("/_dash-", "/_reload-hash", "/_favicon", "/assets/",
+                                     "/atlas/", "/healthz")  # fmt: skip
+
+
+def page_of(path: str) -> str | None:
+    """The page a path shows (a key of :data:`PAGE_TITLES`), or None for no page."""
+    path = path.rstrip("/")
+    for key in sorted(PAGE_TITLES, key=len, reverse=True):
+        if (key and path.endswith(key)) or (not key and path == ""):
+            return key
+    return None
+
+
+@server.before_request
+def _not_found() -> flask.Response | None:
+    """A real 404 page for an address that is no page (not the map under a wrong name)."""
+    path = flask.request.path
+    if flask.request.method not in ("GET", "HEAD") or path.startswith(_SERVED_PREFIXES):
+        return None
+    if page_of(path) is None:
+        return serving.error_response(404)
+    return None
+
+
 register_routes(server, map_callbacks.geodata_dir)
 # --- town hall: offline tiles, export downloads, /present (callbacks/townhall.py) ---
 map_callbacks.render = townhall_callbacks.with_present(map_callbacks.render)
@@ -77,11 +114,27 @@ def serve_layout() -> html.Div:
             html.A("Skip to the map", href="#main", className="atlas-skip"),
             html.Div(page, id=map_callbacks.PAGE),
             dcc.Store(id=map_callbacks.RENDERED, data=key),
+            dcc.Store(id=TITLE_SINK),
         ]
     )
 
 
 app.layout = serve_layout
+
+# Each page its own tab title (screen readers announce it; tabs and history tell them apart).
+_TITLE_JS = r"""(path) => {
+    const titles = __TITLES__;
+    const p = (path || "/").replace(/\/+$/, "");
+    const key = Object.keys(titles).sort((a, b) => b.length - a.length)
+        .find((k) => (k ? p.endsWith(k) : p === ""));
+    document.title = titles[key === undefined ? "" : key];
+    return document.title;
+}"""
+clientside_callback(
+    _TITLE_JS.replace("__TITLES__", json.dumps(PAGE_TITLES)),
+    Output(TITLE_SINK, "data"),
+    Input(URL, "pathname"),
+)
 
 # Dash sets itself up on a worker's first request and marks that done before it is: with
 # threaded workers, requests racing the first one find no registered scripts and answer 500.

@@ -815,3 +815,32 @@ def test_overdose_text_never_prints_a_suppressed_number() -> None:
     )
     assert "unstable" in overdose_text({"rate_per_100k": 12.0, "unstable": True})
     assert "not published" in overdose_text({"rate_per_100k": None})
+
+
+def test_unknown_addresses_are_a_real_404_and_pages_say_their_language(client) -> None:
+    for path in ("/", "/methods", "/present", "/methods/"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert b'<html lang="en">' in r.data, path
+    for path in ("/nope", "/map/old-link", "/index.php"):
+        r = client.get(path)
+        assert r.status_code == 404, path
+        text = r.get_data(as_text=True)
+        assert "There is no page at this address." in text and 'href="/"' in text
+        assert 'lang="en"' in text
+    # What Dash and the app's own routes serve is not caught by the 404 page.
+    assert client.get("/_dash-layout").status_code == 200
+    r = client.get("/assets/atlas.css", buffered=True)
+    assert r.status_code == 200
+    r.close()
+
+
+def test_each_page_has_its_own_title() -> None:
+    import app as atlas_app
+
+    assert atlas_app.page_of("/") == "" and atlas_app.page_of("") == ""
+    assert atlas_app.page_of("/methods/") == "/methods"
+    assert atlas_app.page_of("/present") == "/present"
+    assert atlas_app.page_of("/elsewhere") is None
+    titles = set(atlas_app.PAGE_TITLES.values())
+    assert len(titles) == len(atlas_app.PAGE_TITLES)  # three pages, three titles
