@@ -548,7 +548,7 @@ def test_map_page_renders_and_every_callback_id_exists(client) -> None:
     text = _text(page)
     assert "Millbrook County (fictional)" in text
     assert "Fictional data" in text
-    ids = _ids(page, {"url", "page", "atlas-rendered"})  # the shell around the page
+    ids = _ids(page, {"url", "page", "atlas-rendered", "atlas-title-sink"})  # the page shell
     missing = set()
     for cb in atlas_app.app.callback_map.values():
         for dep in cb["inputs"] + cb["state"]:
