@@ -786,3 +786,50 @@ def test_median_after_a_change_equals_sorting_everyone() -> None:
     assert tied
     unreachable = np.full(len(v_old), np.inf)
     assert _median_after(base, "buprenorphine", unreachable, w) is None
+
+
+# ---------------------------------------------------------------------------------------
+# Bounded closure: only what the closed sites served is searched again
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_bounded_close_equals_a_full_search(seed: int) -> None:
+    base = grid_base(seed)
+    rng = np.random.default_rng(50 + seed)
+    baseline = base.baseline_state("buprenorphine")
+    rows = base.site_rows("buprenorphine")
+    for k in (1, 2, len(rows) - 1, len(rows)):  # one, two, all but one, every site
+        closed = tuple(sorted(int(r) for r in rng.choice(rows, size=k, replace=False)))
+        got = base._close(baseline, "buprenorphine", closed)
+        want = base._full("buprenorphine", closed, ())
+        np.testing.assert_allclose(got.time_s, want.time_s, rtol=0, atol=1e-6)
+        assert ((got.key >= 0) == np.isfinite(got.time_s)).all()
+        assert not np.isin(got.key, closed).any()  # nobody is sent to a closed site
+        # each node's site is one whose own time equals the node's time
+        p_node, p_walk, _ = base._provider_arrays()
+        rev = base.net.csr_reverse()
+        for r in np.unique(got.key[got.key >= 0]):
+            own = csgraph.dijkstra(rev, indices=int(p_node[r])) + p_walk[r]
+            mine = got.key == r
+            np.testing.assert_allclose(own[mine], got.time_s[mine], rtol=0, atol=1e-6)
+        # only the nodes the closed sites served changed
+        untouched = ~np.isin(baseline.key, closed)
+        np.testing.assert_array_equal(got.time_s[untouched], baseline.time_s[untouched])
+
+
+def test_bounded_close_with_two_sites_on_one_node() -> None:
+    base = grid_base(2)
+    pv = base.providers.copy()
+    twin = pv.iloc[[0]].assign(id="twin", name="Twin site")
+    twin["lon"] = twin["lon"] + 1e-6  # the same street node, a slightly longer walk
+    both = BaselineAccess.from_frames(
+        base.net, pd.concat([pv, twin], ignore_index=True), base.people, max_snap_m=300.0
+    )
+    baseline = both.baseline_state("buprenorphine")
+    closed = (int(both.provider_ids["p0"]),)
+    got = both._close(baseline, "buprenorphine", closed)
+    want = both._full("buprenorphine", closed, ())
+    np.testing.assert_allclose(got.time_s, want.time_s, rtol=0, atol=1e-6)
+    served = baseline.key == closed[0]
+    assert served.any() and (got.key[served] == both.provider_ids["twin"]).mean() > 0.5

@@ -25,8 +25,10 @@ Recompute rules
   search stops at ``max(horizon, threshold, largest band)`` instead: everything measured
   against the threshold and the bands stays exact, times beyond the horizon are kept from
   before the change (upper bounds), and :attr:`ScenarioResult.exact_within_min` says so.
-* A **closure** recomputes the category: one multi-source Dijkstra without the closed sites
-  (and with the added ones).
+* A **closure** searches again only the nodes whose nearest site it closes (every other node
+  keeps its time and site): one Dijkstra on that part of the network, entered from its
+  border with the kept times (:meth:`BaselineAccess._close`); added sites are applied on
+  top, as above.
 * A **stack** reuses the last state it has computed: further adds are applied incrementally,
   a new closure recomputes the category once. States are memoised on the
   :class:`BaselineAccess` (a small LRU), which never changes a result.
@@ -59,6 +61,8 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import Transformer
+from scipy import sparse
+from scipy.sparse import csgraph
 
 from etl._errors import BundleError, InputError
 from etl.categories import CATEGORIES, CATEGORY_LABELS, DEFAULT_BANDS_MIN, MODE_LABELS, site_mask
@@ -810,6 +814,91 @@ class BaselineAccess:
         key = np.where(res.nearest >= 0, keys[np.maximum(res.nearest, 0)], -1)
         return _NodeState(time_s=res.time_s, key=key)
 
+    def _close(self, prev: _NodeState, category: str, closed: tuple[int, ...]) -> _NodeState:
+        """Close provider rows ``closed`` in ``prev`` (an exact state without added sites).
+
+        Only the nodes whose nearest site is closed can change: every other node keeps its
+        time and its site (closing a site removes no street, and its path does not lead to a
+        closed site). The affected nodes are searched again as a small graph of their own:
+        one Dijkstra from a super-source tied to each affected node by its best way out of
+        the affected set (a neighbour's kept time plus the street between them) and to the
+        open sites standing on affected nodes (their walk). The result equals
+        :meth:`_full` with the same closures, at the cost of the region the closed sites
+        served rather than the whole network.
+        """
+        closed_arr = np.asarray(closed, dtype=np.int64)
+        affected = np.isin(prev.key, closed_arr)
+        if not affected.any():
+            return prev
+        a_nodes = np.flatnonzero(affected)
+        m = len(a_nodes)
+        local = np.full(len(prev.time_s), -1, dtype=np.int64)
+        local[a_nodes] = np.arange(m)
+        # The streets leaving each affected node (person -> care direction), gathered from
+        # the forward CSR without copying it.
+        fwd = self.net.csr()
+        starts, ends = fwd.indptr[a_nodes], fwd.indptr[a_nodes + 1]
+        counts = (ends - starts).astype(np.int64)
+        row = np.repeat(np.arange(m), counts)
+        pos = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        col = fwd.indices[pos].astype(np.int64)
+        cost = fwd.data[pos]
+        inside = affected[col]
+        # Ways out: a neighbour outside the affected set keeps its time and its site.
+        out = ~inside & np.isfinite(prev.time_s[col])
+        seed_row = [row[out]]
+        seed_t = [cost[out] + prev.time_s[col[out]]]
+        seed_key = [prev.key[col[out]]]
+        # Open sites of the category standing on affected nodes.
+        p_node, p_walk, _ = self._provider_arrays()
+        rows = self.site_rows(category)
+        rows = rows[~np.isin(rows, closed_arr)]
+        on = affected[p_node[rows]]
+        seed_row.append(local[p_node[rows[on]]])
+        seed_t.append(p_walk[rows[on]].astype(float))
+        seed_key.append(rows[on].astype(np.int64))
+        s_row, s_t, s_key = (np.concatenate(x) for x in (seed_row, seed_t, seed_key))
+        # The best seed per affected node (ties: the lowest key, as a full search would pick
+        # among equal sites is not defined either; any site at that time is correct).
+        order = np.lexsort((s_key, s_t, s_row))
+        s_row, s_t, s_key = s_row[order], s_t[order], s_key[order]
+        first = np.ones(len(s_row), dtype=bool)
+        first[1:] = s_row[1:] != s_row[:-1]
+        s_row, s_t, s_key = s_row[first], s_t[first], s_key[first]
+        # Reversed streets among affected nodes: head w -> tail v where v -> w, plus the
+        # super-source (index m) -> each seeded node. Parallel entries keep the cheapest.
+        tails = np.concatenate([local[col[inside]], np.full(len(s_row), m, dtype=np.int64)])
+        heads = np.concatenate([row[inside], s_row])
+        weights = np.concatenate([cost[inside], s_t])
+        order = np.lexsort((weights, heads, tails))
+        tails, heads, weights = tails[order], heads[order], weights[order]
+        keep = np.ones(len(tails), dtype=bool)
+        keep[1:] = (tails[1:] != tails[:-1]) | (heads[1:] != heads[:-1])
+        tails, heads, weights = tails[keep], heads[keep], weights[keep]
+        indptr = np.zeros(m + 2, dtype=np.int64)
+        np.cumsum(np.bincount(tails, minlength=m + 1), out=indptr[1:])
+        graph = sparse.csr_matrix(
+            (weights.astype(np.float64), heads.astype(np.int32), indptr), shape=(m + 1, m + 1)
+        )
+        dist, pred = csgraph.dijkstra(graph, directed=True, indices=m, return_predecessors=True)
+        sub_t = dist[:m]
+        parent = pred[:m].astype(np.int64)
+        root_mask = (parent == m) | (parent < 0)
+        parent[root_mask] = np.flatnonzero(root_mask)
+        while True:  # pointer jumping to the node each path entered from the super-source
+            nxt = parent[parent]
+            if np.array_equal(nxt, parent):
+                break
+            parent = nxt
+        key_of_seed = np.full(m, -1, dtype=np.int64)
+        key_of_seed[s_row] = s_key
+        sub_key = np.where(np.isfinite(sub_t), key_of_seed[parent], -1)
+        time_s = prev.time_s.copy()
+        key = prev.key.copy()
+        time_s[a_nodes] = sub_t
+        key[a_nodes] = sub_key
+        return _NodeState(time_s=time_s, key=key, exact_s=prev.exact_s)
+
     def _incremental(
         self, prev: _NodeState, adds: Sequence[_Placed], first: int, horizon_s: float
     ) -> _NodeState:
@@ -861,7 +950,19 @@ class BaselineAccess:
         if prev is None and not closed_t:
             prev, start = self.baseline_state(category), 0
         if prev is None:
-            out = self._full(category, closed_t, adds_t)
+            # Closures: a bounded search of what the closed sites served (no full Dijkstra),
+            # memoised, then the adds on top of it.
+            with self._lock:
+                closed_state = lru.get(ck(0))
+            if closed_state is None:
+                closed_state = self._close(self.baseline_state(category), category, closed_t)
+                with self._lock:
+                    lru[ck(0)] = closed_state
+            out = (
+                closed_state
+                if not adds_t
+                else self._incremental(closed_state, adds_t, 0, horizon_s)
+            )
         elif start == len(adds_t):
             out = prev
         else:
