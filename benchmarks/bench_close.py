@@ -13,7 +13,9 @@ For random single closures it times, side by side in one run:
 * **bounded**: :meth:`BaselineAccess._close` — a search of only the nodes the closed site
   served, entered from their border with the kept times;
 
-and checks that both give the same time at every node (max abs difference printed). It prints
+and checks that both give the same time at every node (max abs difference printed); then a
+What-if add (the engine's one search from the site's node) beside a search from a
+super-source appended to a copy of the network (what an add cost before). It prints
 p50 / p95 wall time, the CPU time of each and their ratio, the share of nodes re-searched and
 the load average (other work on the machine slows the wall times, not the ratio of CPU times).
 """
@@ -22,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from etl.bundle.store import Bundle  # noqa: E402
 from etl.engine.network import ModeNetwork  # noqa: E402
-from etl.engine.scenario import BaselineAccess  # noqa: E402
+from etl.engine.scenario import AddSite, BaselineAccess, _Placed  # noqa: E402
 
 FRANKLIN = ROOT.parent / "shared" / "data" / "franklin-oh"
 CATEGORY = "buprenorphine"
@@ -113,6 +117,32 @@ def _pct(values: list[float]) -> str:
     return f"{p50 * 1000:8.1f} {p95 * 1000:8.1f}"
 
 
+def _time_adds(
+    base: BaselineAccess, baseline: Any, rng: np.random.Generator, n: int
+) -> tuple[list[float], list[float]]:
+    """A What-if add: the engine's path (one search from the site's node) and, side by side,
+    the search from a super-source appended to a copy of the network (what it did before)."""
+    from scipy.sparse import csgraph
+
+    from etl.engine.access import _with_super_source
+
+    new_w, old_w = [], []
+    limit = float(baseline.time_s[np.isfinite(baseline.time_s)].max())
+    for node in rng.choice(base.net.n_nodes, size=n, replace=False):
+        placed = [_Placed(AddSite(CATEGORY, 0.0, 0.0), node=int(node), snap_m=0.0,
+                          offset_s=30.0, moved=False)]  # fmt: skip
+        t0 = time.perf_counter()
+        base._incremental(baseline, placed, 0, math.inf)
+        t1 = time.perf_counter()
+        graph = _with_super_source(base.net.csr_reverse(), np.array([int(node)]), np.array([30.0]))
+        dist = csgraph.dijkstra(graph, directed=True, indices=base.net.n_nodes, limit=limit)
+        np.minimum(dist[: base.net.n_nodes], baseline.time_s)
+        t2 = time.perf_counter()
+        new_w.append(t1 - t0)
+        old_w.append(t2 - t1)
+    return new_w, old_w
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", help="a built franklin-oh bundle folder")
@@ -131,6 +161,7 @@ def main() -> int:
         providers = providers[(providers["category"] == CATEGORY) & providers["on_network"]]
         print(f"{'nodes':>10} {'sites':>6}  {'full p50/p95 ms':>17}  {'bounded p50/p95 ms':>18}"
               f"  {'CPU full/bounded':>16}  {'re-searched':>11}  {'max |diff| s':>12}")  # fmt: skip
+        adds: list[tuple] = []
         for k in args.tiles:
             tiled, offsets = tile_network(net, k)
             nodes = providers["node_drive"].to_numpy(np.int64)
@@ -169,6 +200,10 @@ def main() -> int:
             print(f"{tiled.n_nodes:>10,} {len(rows):>6,}  {_pct(full_w):>17}  {_pct(bound_w):>18}"
                   f"  {full_c / max(bound_c, 1e-9):>15.1f}x  {np.median(share):>10.2%}"
                   f"  {diff:>12.2e}")  # fmt: skip
+            adds.append((tiled.n_nodes, *_time_adds(base, baseline, rng, args.closes)))
+        print(f"\n{'nodes':>10}  {'add p50/p95 ms':>16}  {'super-source add p50/p95 ms':>28}")
+        for n_nodes, new_w, old_w in adds:
+            print(f"{n_nodes:>10,}  {_pct(new_w):>16}  {_pct(old_w):>28}")
     print(f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())} on "
           f"{os.cpu_count()} cores")  # fmt: skip
     return 0

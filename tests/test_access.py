@@ -175,3 +175,23 @@ def test_real_columbus_network_matches_networkx(franklin) -> None:
     res = nearest_site_times(net, sites, site_offsets_s=offsets)
     np.testing.assert_allclose(res.time_s, _reference(net, sites, offsets), rtol=0, atol=1e-6)
     assert np.isfinite(res.time_s).all()  # one strongly connected component
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_one_site_search_equals_the_super_source_search(seed: int) -> None:
+    """A single site is searched from its node (no CSR copy); the times are the same."""
+    from scipy.sparse import csgraph
+
+    from etl.engine.access import _with_super_source
+    from tests.test_scenario import random_grid
+
+    net = random_grid(seed)
+    rng = np.random.default_rng(seed)
+    node, offset = int(rng.integers(net.n_nodes)), float(rng.uniform(0, 90))
+    for limit in (np.inf, 240.0, offset / 2):
+        got = nearest_site_times(net, np.array([node]), site_offsets_s=np.array([offset]),
+                                 limit_s=limit)  # fmt: skip
+        graph = _with_super_source(net.csr_reverse(), np.array([node]), np.array([offset]))
+        want = csgraph.dijkstra(graph, directed=True, indices=net.n_nodes, limit=limit)
+        np.testing.assert_allclose(got.time_s, want[: net.n_nodes], rtol=0, atol=1e-9)
+        assert ((got.nearest == 0) == np.isfinite(got.time_s)).all()

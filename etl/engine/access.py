@@ -127,6 +127,16 @@ def nearest_site_times(
     nodes, offs = site_nodes[best], offsets[best]
 
     base = net.csr_reverse() if to_sites else net.csr()
+    if len(nodes) == 1 and limit_s - float(offs[0]) < 0:
+        return NearestResult(np.full(n, np.inf), np.full(n, -1, dtype=np.int64))
+    if len(nodes) == 1:
+        # One site (a What-if add): search from its node, no super-source, so the network's
+        # CSR is not copied for each call; the walk to the door is added after.
+        dist = csgraph.dijkstra(base, directed=True, indices=int(nodes[0]),
+                                limit=limit_s - float(offs[0]))  # fmt: skip
+        time_s = dist + float(offs[0])
+        nearest = np.where(np.isfinite(time_s), best[0], -1).astype(np.int64)
+        return NearestResult(time_s=time_s, nearest=nearest)
     graph = _with_super_source(base, nodes, offs)
     dist, pred = csgraph.dijkstra(
         graph, directed=True, indices=n, return_predecessors=True, limit=limit_s
