@@ -25,3 +25,10 @@ class BundleError(AtlasError):
 
 class ExportError(AtlasError):
     """An export was asked for something that does not exist or would be empty."""
+
+
+class Terminated(BaseException):
+    """The process got SIGTERM: unwind like Ctrl-C (clean up, then exit with status 143).
+
+    A ``BaseException``, so that ``except Exception`` does not swallow it.
+    """

@@ -4,6 +4,9 @@
 (``build-network``, ``load-providers``, ``load-areas``, ``compute-access``) re-run one stage
 and the stages after it, taking earlier stages from the current bundle. Errors a user can fix
 print one message (file, problem, fix) and exit with status 2; nothing already built changes.
+So do a full disk and a build of a region that another build holds (``--wait`` waits for it).
+SIGTERM (what a service manager sends) stops a command like Ctrl-C (SIGINT): the temporary
+build is removed, one line is printed and the status is 143 (128 + 15; SIGINT's is 130).
 """
 
 from __future__ import annotations
@@ -12,11 +15,16 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from etl import __version__
-from etl._errors import AtlasError
+from etl._errors import AtlasError, Terminated
 from etl.config import load_config
 
 logger = logging.getLogger("etl")
@@ -25,6 +33,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: Exit status when stdout is closed early: 128 + SIGPIPE, as a shell reports it.
 EXIT_BROKEN_PIPE = 141
+#: Exit status after Ctrl-C (128 + SIGINT) and after SIGTERM (128 + SIGTERM).
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 def default_geodata_dir() -> Path:
@@ -59,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do nothing (exit 0) when the bundle already exists",
     )
+    wait_help = "when another build of the region runs, wait for it instead of exiting (2)"
+    p.add_argument("--wait", action="store_true", help=wait_help)
 
     stage_help = {
         "build-network": "re-read the OSM network, then re-run every later stage",
@@ -81,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="accepted for symmetry: a stage command always replaces its layers",
         )
+        sp.add_argument("--wait", action="store_true", help=wait_help)
 
     p = sub.add_parser(
         "validate", parents=[common], help="check a region config and its input files"
@@ -122,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     its remaining output sent to /dev/null, as the Python docs on SIGPIPE recommend.
     """
     try:
-        status = _main(argv)
+        with _sigterm_as_exception():
+            status = _main(argv)
+    except Terminated:  # before _main could catch it (while parsing the arguments)
+        print("access-atlas: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except SystemExit:  # argparse's --help, --version and usage errors
         if not _flush_stdout():
             return EXIT_BROKEN_PIPE
@@ -131,6 +149,29 @@ def main(argv: list[str] | None = None) -> int:
         _flush_stdout()
         return EXIT_BROKEN_PIPE
     return status if _flush_stdout() else EXIT_BROKEN_PIPE
+
+
+@contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the block runs (in the main thread).
+
+    Raised where the program is, it unwinds like Ctrl-C's ``KeyboardInterrupt``: a build
+    removes its temporary folder and releases its lock on the way out. A second SIGTERM
+    during that clean-up is ignored, so the clean-up finishes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _flush_stdout() -> bool:
@@ -156,7 +197,29 @@ def _main(argv: list[str] | None) -> int:
         return 2
     except KeyboardInterrupt:
         print("access-atlas: interrupted; the previous bundle is untouched", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print(
+            "access-atlas: terminated (SIGTERM); the previous bundle is untouched",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED
+    except OSError as exc:
+        from etl.bundle.store import disk_full_message, is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        # A write outside a bundle's build folder (those are reported by write_bundle).
+        target = exc.filename or getattr(args, "out", None)  # an export's output
+        msg = disk_full_message(
+            exc,
+            file=str(target or "a file"),
+            folder=Path(target or geodata),
+            needs_bytes=None,
+            outcome="no bundle was changed; free some space (or raise the limit) and try again",
+        )
+        print(f"access-atlas: error: {msg}", file=sys.stderr)
+        return 2
 
 
 def _dispatch(args: argparse.Namespace, geodata: Path) -> int:
@@ -171,13 +234,17 @@ def _dispatch(args: argparse.Namespace, geodata: Path) -> int:
         if args.if_missing and (bundle_path(geodata, cfg.name) / "manifest.json").exists():
             logger.info("bundle %s exists; nothing to do", bundle_path(geodata, cfg.name))
             return 0
-        path = pipeline.run_build(cfg, geodata, overwrite=args.overwrite, progress=progress)
+        path = pipeline.run_build(
+            cfg, geodata, overwrite=args.overwrite, progress=progress, wait=args.wait
+        )
         print(path)
         return 0
     if args.command in pipeline.STAGE_COMMANDS:
         cfg = load_config(args.config)
         stage = pipeline.STAGE_COMMANDS[args.command]
-        path = pipeline.run_build(cfg, geodata, start=stage, overwrite=True, progress=progress)
+        path = pipeline.run_build(
+            cfg, geodata, start=stage, overwrite=True, progress=progress, wait=args.wait
+        )
         print(path)
         return 0
     if args.command == "validate":

@@ -64,13 +64,22 @@ OVERDOSE_FORMAT_DEFAULTS: Final[dict[str, dict[str, str | None]]] = {
 }  # fmt: skip
 
 
+#: Longest travel time, minutes, a band or threshold may name (a day).
+MAX_MINUTES: Final[float] = 24 * 60.0
+#: Fastest class speed a config may set for driving, km/h.
+MAX_DRIVE_KPH: Final[float] = 300.0
+#: Fastest walking speed a config may set, km/h.
+MAX_WALK_KPH: Final[float] = 30.0
+#: Widest isochrone buffer, metres.
+MAX_ISOCHRONE_BUFFER_M: Final[float] = 10_000.0
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number must be finite: YAML's .nan and .inf (and "nan" strings) are refused.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # Geocoding (etl.inputs.geocode reads these)
-
 
 
 class ReferenceSource(_Model):
@@ -164,7 +173,6 @@ class GeocodingConfig(_Model):
 # Siting rules (etl.inputs.barriers, etl.inputs.siting)
 
 
-
 class BufferRule(_Model):
     """A rule that keeps a use a set distance from some kinds of place.
 
@@ -187,7 +195,9 @@ class BufferRule(_Model):
         Anything else to show with it (e.g. the state's waiver process).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, allow_inf_nan=False
+    )
 
     name: str
     citation: str
@@ -325,7 +335,7 @@ age_adjusted_column
         ``Unknown``).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     path: str
     source: str = ""
@@ -408,7 +418,7 @@ class NetworkConfig(_Model):
     nominatim_url: str | None = None
     modes: list[Mode] = Field(default_factory=lambda: list(MODES))
     drive_speeds_kph: dict[str, float] = Field(default_factory=lambda: dict(DRIVE_SPEEDS_KPH))
-    walk_speed_kph: float = Field(default=WALK_SPEED_KPH, gt=0)
+    walk_speed_kph: float = Field(default=WALK_SPEED_KPH, gt=0, le=MAX_WALK_KPH)
     use_maxspeed: bool = True
     #: Share of a tagged ``maxspeed`` driven (OSRM's car profile: 0.8); 1.0 = at the limit.
     maxspeed_factor: float = Field(default=1.0, gt=0.0, le=1.0)
@@ -416,6 +426,20 @@ class NetworkConfig(_Model):
     signal_delay_s: float = Field(default=0.0, ge=0.0, le=120.0)
     congestion_factor: float = Field(default=1.0, ge=1.0, le=5.0)
     max_snap_m: float = Field(default=1500.0, gt=0)
+
+    @field_validator("drive_speeds_kph")
+    @classmethod
+    def _drive_speeds(cls, value: dict[str, float]) -> dict[str, float]:
+        # A speed of 0 or less would make travel times infinite or negative (the engine's
+        # Dijkstra then never ends); the values are already finite (allow_inf_nan=False).
+        for highway, kph in value.items():
+            if not 0 < kph <= MAX_DRIVE_KPH:
+                msg = (
+                    f"drive_speeds_kph.{highway} is {kph:g}; a speed must be above 0 and at "
+                    f"most {MAX_DRIVE_KPH:g} km/h"
+                )
+                raise ValueError(msg)
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> NetworkConfig:
@@ -628,6 +652,9 @@ class AccessConfig(_Model):
     def _bands(cls, value: list[int]) -> list[int]:
         if not value or any(b <= 0 for b in value) or sorted(set(value)) != value:
             raise ValueError("bands_min must be increasing positive minutes, e.g. [10, 20, 30]")
+        if value[-1] > MAX_MINUTES:
+            msg = f"bands_min: {value[-1]} minutes is more than a day ({MAX_MINUTES:g} min)"
+            raise ValueError(msg)
         return value
 
     @field_validator("thresholds_min")
@@ -639,6 +666,24 @@ class AccessConfig(_Model):
             for mode, minutes in per_mode.items():
                 if minutes <= 0:
                     raise ValueError(f"thresholds_min.{cat}.{mode} must be positive")
+                if minutes > MAX_MINUTES:
+                    msg = (
+                        f"thresholds_min.{cat}.{mode} is {minutes:g} minutes, more than a day "
+                        f"({MAX_MINUTES:g} min)"
+                    )
+                    raise ValueError(msg)
+        return value
+
+    @field_validator("isochrone_buffer_m")
+    @classmethod
+    def _buffers(cls, value: dict[str, float]) -> dict[str, float]:
+        for mode, metres in value.items():
+            if not 0 <= metres <= MAX_ISOCHRONE_BUFFER_M:
+                msg = (
+                    f"isochrone_buffer_m.{mode} is {metres:g}; give 0 to "
+                    f"{MAX_ISOCHRONE_BUFFER_M:g} metres"
+                )
+                raise ValueError(msg)
         return value
 
 
@@ -675,9 +720,36 @@ class FacilitySource(InputFile):
 
 
 class TransitConfig(InputFile):
-    """A GTFS feed (folder, ``.zip`` or its ``stops.txt``) for the transit stops layer."""
+    """A GTFS feed (folder, ``.zip`` or its ``stops.txt``) for the transit stops layer.
+
+    The timetable settings are for the transit mode (:mod:`etl.engine.transit`), which needs
+    ``stop_times.txt``. ``service_date`` is the day whose timetable is routed (``date`` is
+    the feed's own date, for the manifest); ``window`` the first and last departure,
+    ``HH:MM``, every ``step_min``; ``percentiles`` of the travel time over the window;
+    ``max_walk_m`` the longest walk to, from and between stops; ``max_trip_min`` the
+    longest journey counted (none: any).
+    """
 
     name: str = "Transit stops"
+    service_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    window: tuple[str, str] = ("07:00", "09:00")
+    step_min: int = Field(default=1, ge=1, le=60)
+    percentiles: list[float] = Field(default_factory=lambda: [50.0, 80.0], min_length=1)
+    max_walk_m: float = Field(default=800.0, gt=0, le=5000)
+    max_transfers: int = Field(default=3, ge=0, le=8)
+    max_trip_min: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _timetable_settings(self) -> TransitConfig:
+        clock = [re.fullmatch(r"(\d{1,2}):([0-5]\d)", t.strip()) for t in self.window]
+        if not all(clock):
+            raise ValueError(f"transit.window: {list(self.window)}: write [HH:MM, HH:MM]")
+        start, end = (int(m[1]) * 60 + int(m[2]) for m in clock)
+        if end < start:
+            raise ValueError("transit.window: the last departure is before the first")
+        if not all(0 < p <= 100 for p in self.percentiles):
+            raise ValueError("transit.percentiles: each must be above 0 and at most 100")
+        return self
 
 
 class TilesConfig(_Model):
@@ -891,9 +963,14 @@ def load_config(path: str | Path) -> RegionConfig:
             problem = (
                 "unknown key (check its spelling)"
                 if err["type"] == "extra_forbidden"
-                else err["msg"]
+                else err["msg"].removeprefix("Value error, ")
             )
-            lines.append(f"  {where}: {problem}")
-        msg = f"{path}: invalid region config:\n" + "\n".join(lines)
+            if err["type"] == "finite_number":
+                problem += f" (got {err['input']!r})"
+            lines.append(f"{where}: {problem}")
+        if len(lines) == 1:  # one problem, one line
+            msg = f"{path}: invalid region config: {lines[0]}"
+        else:
+            msg = f"{path}: invalid region config:\n" + "\n".join(f"  {ln}" for ln in lines)
         raise ConfigError(msg) from None
     return cfg

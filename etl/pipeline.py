@@ -36,10 +36,19 @@ from tqdm import tqdm
 from etl import __version__
 from etl._errors import BundleError, InputError, NetworkError
 from etl.bundle.privacy import assert_no_exact_points, assert_no_small_counts, generalize_points
-from etl.bundle.store import Bundle, BundleWriter, bundle_path, write_bundle, write_manifest
+from etl.bundle.store import (
+    Bundle,
+    BundleWriter,
+    bundle_path,
+    region_lock,
+    remove_stale_builds,
+    write_bundle,
+    write_manifest,
+)
 from etl.categories import CATEGORIES, CATEGORY_LABELS, site_mask
 from etl.config import RegionConfig
 from etl.engine.access import beyond_network, nearest_site_times, routable_sites, snap_points
+from etl.engine.capacity import capacity_access, capacity_sources
 from etl.engine.counting import band_cells, covered_mask, desert_cells, people_times
 from etl.engine.grid import cell_polygons, grid_minutes, parent_cells
 from etl.engine.isochrones import cell_times, cells_to_polygon
@@ -525,7 +534,7 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
         [
             c
             for c in areas.columns
-            if not c.startswith(("t_", "share_", "desert_", "nearest_", "not_covered_"))
+            if not c.startswith(("t_", "share_", "desert_", "nearest_", "not_covered_", "cap_"))
         ]
     ]
     bands = [float(b) for b in cfg.access.bands_min]
@@ -711,6 +720,15 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
             stops,
             description="transit stops with the walk to the nearest care of each category",
         )
+    # Capacity-aware access (Gaussian 2SFCA) where a provider list counts capacity.
+    capacity = capacity_access(
+        providers, people, {m: ctx.network(m) for m in cfg.network.modes},
+        {(c, m): t for c in categories for m in cfg.network.modes
+         if (t := cfg.threshold(c, m)) is not None},
+        sources=capacity_sources(cfg.providers), area_index=area_index, n_areas=n_areas,
+        max_snap_m=cfg.network.max_snap_m, cover_m=cfg.access.cover_m,
+    )  # fmt: skip
+    metrics.update(capacity.columns)
     # The areas stage's placement figures give way to the one per-mode rule above.
     areas = areas.drop(columns=["population_covered", "population_uncovered"], errors="ignore")
     for name, values in metrics.items():
@@ -776,6 +794,7 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
         "coverage": coverage,
         "summary": summary,
         **({"facilities": facility_counts} if facility_counts else {}),
+        **({"capacity": capacity.summary} if capacity.summary else {}),
     }
 
 
@@ -1020,8 +1039,12 @@ def run_build(
     start: str = "network",
     overwrite: bool = False,
     progress: bool = True,
+    wait: bool = False,
 ) -> Path:
     """Run the pipeline from ``start`` to the end and publish the bundle atomically.
+
+    One build of a region runs at a time (:func:`etl.bundle.store.region_lock`); with the
+    lock held, the temporary folders of earlier builds that were killed are removed first.
 
     Parameters
     ----------
@@ -1035,6 +1058,9 @@ def run_build(
         Replace an existing bundle (``start="network"``) or its stages.
     progress
         Show progress bars.
+    wait
+        When another build of the region runs, wait for it instead of raising
+        :class:`etl.bundle.store.RegionLockedError`.
 
     Returns
     -------
@@ -1042,12 +1068,32 @@ def run_build(
         The bundle path (``geodata/<region>``).
     """
     geodata_dir = Path(geodata_dir)
+    with region_lock(geodata_dir, cfg.name, wait=wait):
+        remove_stale_builds(geodata_dir, cfg.name)
+        return _run_build(cfg, geodata_dir, start=start, overwrite=overwrite, progress=progress)
+
+
+def _run_build(
+    cfg: RegionConfig, geodata_dir: Path, *, start: str, overwrite: bool, progress: bool
+) -> Path:
+    """:func:`run_build`, with the region's lock held."""
     target = bundle_path(geodata_dir, cfg.name)
     exists = (target / "manifest.json").exists()
     if start == "network" and exists and not overwrite:
         msg = f"{target} already exists; pass --overwrite to rebuild it"
         raise BundleError(msg)
-    previous = Bundle.open(target) if exists else None
+    previous = None
+    if exists:
+        try:
+            previous = Bundle.open(target)
+        except BundleError as exc:
+            if start != "network":
+                raise
+            # A full build needs nothing from the current bundle: a corrupt manifest (or
+            # one of another format) is what `build --overwrite` is advised to repair.
+            logger.warning(
+                "build %s: the current bundle is broken; building anew: %s", cfg.name, exc
+            )
     if start != "network" and previous is None:
         msg = f"{target}: no bundle to update; run `access-atlas build CONFIG` first"
         raise BundleError(msg)
@@ -1134,7 +1180,16 @@ def _check_drawn(writer: BundleWriter) -> None:
 def _brief(counts: dict[str, Any]) -> str:
     parts = []
     for k, v in counts.items():
-        if k in {"seconds", "summary", "sources", "reports", "feed", "coverage", "off_network"}:
+        if k in {
+            "seconds",
+            "summary",
+            "sources",
+            "reports",
+            "feed",
+            "coverage",
+            "off_network",
+            "capacity",
+        }:
             continue
         if isinstance(v, dict):
             v = ", ".join(

@@ -20,6 +20,8 @@ from typing import Final
 
 import usaddress
 
+from etl.controls import CONTROL_RE
+
 #: Directional words → USPS abbreviations.
 DIRECTIONS: Final[dict[str, str]] = {
     "NORTH": "N",
@@ -226,6 +228,8 @@ class ParsedAddress:
 def clean_text(value: object) -> str:
     """Return a stripped single-spaced string, or "" for None/NaN/"nan"/"null".
 
+    Control characters (NUL, CR/LF, C0 and C1 controls) become spaces like any whitespace.
+
     Parameters
     ----------
     value
@@ -240,7 +244,7 @@ def clean_text(value: object) -> str:
         return ""
     if isinstance(value, float) and value != value:  # NaN
         return ""
-    text = _SPACE_RE.sub(" ", str(value)).strip()
+    text = _SPACE_RE.sub(" ", CONTROL_RE.sub(" ", str(value))).strip()
     if text.lower() in {"nan", "none", "null", "n/a", "na", "<na>"}:
         return ""
     return text

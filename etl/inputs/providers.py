@@ -61,7 +61,7 @@ from etl.inputs.addresses import (
     normalize_zip,
     parse_address,
 )
-from etl.inputs.tables import read_table, source_format
+from etl.inputs.tables import CONTROL_CHARS_ATTR, read_table, source_format
 
 if TYPE_CHECKING:
     from etl.config import ProviderSource, RegionConfig
@@ -118,6 +118,9 @@ NAME_SIMILARITY: Final[float] = 60.0
 #: Show at most this many rejected rows in an InputError message.
 _MAX_LISTED: Final[int] = 8
 
+#: Columns of :attr:`ProvidersResult.cleaned`.
+CLEANED_COLUMNS: Final[tuple[str, ...]] = ("source", "file", "row", "column", "found")
+
 _TRUE = frozenset({"yes", "y", "true", "t", "1", "x", "si", "sí"})
 _FALSE = frozenset({"no", "n", "false", "f", "0"})
 
@@ -141,12 +144,19 @@ class ProvidersResult:
     merges
         One row per folded input row: source, row, kept_id (the site it joined), kept_source,
         how ("same address", "within 30 m, similar name", "practitioners at one address").
+    cleaned
+        One row per input cell whose control characters (NUL, CR/LF, C0/C1 controls) were
+        replaced by a space when the file was read: source, file, row (as in ``rejects``),
+        column, found (the characters, named). ``report[source]["cleaned"]`` counts them.
     """
 
     providers: gpd.GeoDataFrame
     rejects: pd.DataFrame
     report: dict[str, dict[str, Any]]
     merges: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cleaned: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(CLEANED_COLUMNS))
+    )
 
 
 def _check_columns(src: ProviderSource, frame: pd.DataFrame, path: Path) -> dict[str, str]:
@@ -338,6 +348,7 @@ def load_providers(
         geocoder = geocoder_from_config(cfg, cache_dir=cache_dir)
 
     frames = []
+    cleaned: list[dict[str, Any]] = []
     report: dict[str, dict[str, Any]] = {}
     sources = tqdm(cfg.providers, desc="load-providers", unit="list", disable=None, leave=False)
     for order, src in enumerate(sources):
@@ -351,6 +362,17 @@ def load_providers(
             crs=src.crs if "crs" in src.model_fields_set else None,
             reader_path=cfg.reader_path(src.path),
         )
+        changes = frame.attrs.pop(CONTROL_CHARS_ATTR, [])
+        cleaned += [
+            {
+                "source": src.name,
+                "file": str(path),
+                "row": c["position"] + 2,  # as a spreadsheet shows it, like `_row`
+                "column": c["column"],
+                "found": c["found"],
+            }
+            for c in changes
+        ]
         if frame.empty:
             msg = (
                 f"{path}: provider list {src.name!r} has no rows (a header at most); "
@@ -370,9 +392,15 @@ def load_providers(
         work["category"] = _resolve_categories(src, work)
         _check_declared_crs(src, work, path)
         frames.append(work)
-        report[src.name] = {"file": str(path), "format": fmt, "rows_in": len(work)}
+        report[src.name] = {
+            "file": str(path),
+            "format": fmt,
+            "rows_in": len(work),
+            "cleaned": len(changes),
+        }
         log.info("read %s rows from source %r (%s)", f"{len(work):,}", src.name, path.name)
 
+    cleaned_frame = pd.DataFrame(cleaned, columns=list(CLEANED_COLUMNS))
     if not frames:
         return _empty_result(report)
     work = pd.concat(frames, ignore_index=True)
@@ -408,7 +436,13 @@ def load_providers(
         f"{(work['_status'] == 'merged').sum():,}",
         f"{(work['_status'] == 'dropped').sum():,}",
     )
-    return ProvidersResult(providers=providers, rejects=rejects, report=report, merges=merges_out)
+    return ProvidersResult(
+        providers=providers,
+        rejects=rejects,
+        report=report,
+        merges=merges_out,
+        cleaned=cleaned_frame,
+    )
 
 
 def _empty_result(report: dict[str, dict[str, Any]]) -> ProvidersResult:

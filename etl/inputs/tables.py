@@ -2,11 +2,16 @@
 
 The provider lists, the geocoding references and the other readers share these, so every
 input is decoded, checked and reported the same way (the file, the byte and line, the fix).
+Control characters in text cells (NUL, CR/LF inside a quoted field, C0 and C1 controls) are
+replaced by a space as the table is read; each changed cell is listed in
+``frame.attrs["control_chars"]`` (only where there are any; see :mod:`etl.controls`; a reader
+pops it) and one line says how many.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import Any, Final
 
@@ -16,9 +21,14 @@ import pandas as pd
 from pyproj import CRS
 
 from etl._errors import InputError
+from etl.controls import any_controls, clean_frame
 from etl.inputs.addresses import clean_text
 
+logger = logging.getLogger(__name__)
+
 _ENCODINGS_TO_TRY: Final[tuple[str, ...]] = ("utf-8", "cp1252", "latin-1")
+#: Key of ``frame.attrs`` listing the cells whose control characters were replaced.
+CONTROL_CHARS_ATTR: Final[str] = "control_chars"
 
 
 def source_format(src: Any, path: Path) -> str:
@@ -151,7 +161,13 @@ def read_table(
             msg = f"{path}: not a readable CSV: {exc}"
             raise InputError(msg) from None
         frame.columns = [str(c).strip() for c in frame.columns]
-        return frame.reset_index(drop=True), None
+        frame = frame.reset_index(drop=True)
+        # A cell holding a line break spreads its record over two or more lines: with one
+        # line per record and no other control character, no cell holds one (fast path).
+        lines = text.count("\n") + (not text.endswith("\n"))
+        if lines != len(frame) + 1 or any_controls(text, allow="\r\n"):
+            frame = _clean_controls(frame, path)
+        return frame, None
     import pyogrio
 
     rp = reader_path or str(path)
@@ -180,8 +196,49 @@ def read_table(
     empty = pts.isna() | pts.is_empty
     lon = np.where(empty, np.nan, pts.x.to_numpy(float, na_value=np.nan))
     lat = np.where(empty, np.nan, pts.y.to_numpy(float, na_value=np.nan))
-    frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    frame = _clean_controls(pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), path)
+    changes = frame.attrs.pop(CONTROL_CHARS_ATTR, [])
     for c in frame.columns:
         frame[c] = frame[c].map(clean_text).astype(object)
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.reset_index(drop=True), (lon, lat)
+    frame = frame.reset_index(drop=True)
+    if changes:
+        frame.attrs[CONTROL_CHARS_ATTR] = changes
+    return frame, (lon, lat)
+
+
+def _clean_controls(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Replace control characters in a table's text cells; list and log the cells changed.
+
+    Parameters
+    ----------
+    frame
+        The table as read (index 0..n-1 in file order).
+    path
+        Its file (for the log line).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The cleaned table; where any cell changed, ``attrs["control_chars"]`` lists each
+        (``column``, ``position``: 0-based row, ``found``: the characters, named).
+    """
+    cleaned, changes = clean_frame(frame)
+    if changes:
+        # Only when there are any: pandas deep-copies attrs on every operation.
+        cleaned.attrs[CONTROL_CHARS_ATTR] = changes
+        rows = sorted({c["position"] for c in changes})
+        shown = ", ".join(str(r + 2) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
+        found = sorted({name for c in changes for name in c["found"].split(", ")})
+        logger.warning(
+            "%s: replaced control characters (%s) by spaces in %d cell%s of %d row%s "
+            "(rows %s, the header being row 1)",
+            path.name,
+            ", ".join(found),
+            len(changes),
+            "s" * (len(changes) != 1),
+            len(rows),
+            "s" * (len(rows) != 1),
+            shown,
+        )
+    return cleaned

@@ -17,6 +17,10 @@ Files written (:func:`write_quality_report`):
     every merged row and the site it joined;
 ``providers_off_network.csv``
     every site farther than ``network.max_snap_m`` from a mode's streets, with the reason;
+``providers_cleaned.csv``
+    where any input cell held control characters (NUL, CR/LF, C0/C1 controls), each such
+    cell: source, file, row, column and the characters found, which were replaced by a space
+    when the file was read (the ``cleaned`` count of each source);
 ``providers_quality.html``
     the same in one self-contained page (rejects listed up to ``max_html_rows``).
 """
@@ -48,6 +52,7 @@ COUNT_COLUMNS: Final[tuple[str, ...]] = (
     "merged",
     "dropped",
     "swapped",
+    "cleaned",
 )
 
 QUALITY_LABELS: Final[dict[str, str]] = {
@@ -219,6 +224,21 @@ def render_html(
             f" (first {max_html_rows:,} of {len(merges):,})" if len(merges) > max_html_rows else ""
         )
         parts += [f"<h2>Merged rows{esc(more)}</h2>", _html_table(merges.head(max_html_rows))]
+    cleaned = getattr(result, "cleaned", None)
+    if cleaned is not None and len(cleaned):
+        more = (
+            f" (first {max_html_rows:,} of {len(cleaned):,}; all in providers_cleaned.csv)"
+            if len(cleaned) > max_html_rows
+            else ""
+        )
+        rows = cleaned.groupby("source")["row"].nunique()
+        parts += [
+            f"<h2>Control characters replaced{esc(more)}</h2>",
+            f"<p>{len(cleaned):,} cells in {int(rows.sum()):,} rows held control characters "
+            "(NUL, line breaks, other C0/C1 controls); each was replaced by a space when the "
+            "file was read.</p>",
+            _html_table(cleaned.head(max_html_rows)),
+        ]
     if off_network:
         far = f"more than {max_snap_m:g} m" if max_snap_m else "too far"
         parts += [
@@ -274,7 +294,8 @@ def write_quality_report(
     -------
     dict
         ``{"html", "summary", "rejects", "merges"}`` → the paths written, and
-        ``"off_network"`` where ``off_network`` is given (even empty).
+        ``"off_network"`` where ``off_network`` is given (even empty), ``"cleaned"`` where
+        any input cell held control characters.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -292,6 +313,10 @@ def write_quality_report(
     safe_table(rejects).to_csv(paths["rejects"], index=False)
     merges = result.merges if result.merges is not None else pd.DataFrame()
     safe_table(merges).to_csv(paths["merges"], index=False)
+    cleaned = getattr(result, "cleaned", None)
+    if cleaned is not None and len(cleaned):
+        paths["cleaned"] = out / "providers_cleaned.csv"
+        safe_table(cleaned).to_csv(paths["cleaned"], index=False)
     paths["html"].write_text(
         render_html(
             result,
