@@ -86,7 +86,8 @@ def _request_token() -> str:
 def client_key() -> str:
     """The anonymised address of the client of the current request (``-`` outside one).
 
-    Behind a proxy on this machine (the request comes from a loopback or private address),
+    Behind a proxy on this machine (the request comes from a loopback or private address,
+    or from no address at all, as gunicorn reports a client on a unix socket behind nginx),
     the first address of ``X-Forwarded-For`` is the client.
     """
     try:
@@ -95,15 +96,20 @@ def client_key() -> str:
         return "-"
     if not flask.has_request_context():
         return "-"
-    remote = flask.request.remote_addr or ""
-    try:
-        local = ipaddress.ip_address(remote).is_loopback or ipaddress.ip_address(remote).is_private
-    except ValueError:
-        local = False
-    forwarded = flask.request.headers.get("X-Forwarded-For", "")
-    if local and forwarded:
-        remote = forwarded.split(",")[0].strip()
+    remote = (flask.request.remote_addr or "").strip()
+    forwarded = flask.request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+    if forwarded and (not remote or _is_local(remote)):
+        remote = forwarded
     return anonymize_ip(remote)
+
+
+def _is_local(address: str) -> bool:
+    """Whether an address is a loopback or private one (a proxy on this machine or network)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private
 
 
 class RateLimiter:

@@ -78,6 +78,12 @@ PRIVACY_NOTE: Final[str] = (
     "map: it opens on the whole region."
 )
 
+#: Documents read, per views file: (mtime_ns, size, inode) -> what it gave.
+_READ: dict[str, tuple[tuple[int, int, int], ViewsFile]] = {}
+#: Views files refused as links out of the saved folder (logged once each).
+_REFUSED: set[tuple[str, str, str]] = set()
+_READ_LOCK = threading.Lock()
+
 _REGION: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SPACE: Final[re.Pattern[str]] = re.compile(r"\s+")
 
@@ -243,8 +249,17 @@ def views_path(geodata_dir: str | Path, region: str) -> Path:
     root = (Path(geodata_dir) / SAVED_DIR).resolve()
     path = (root / region / VIEWS_FILE).resolve()
     if not path.is_relative_to(root):
-        # The log has the path; the page (and so the public) never sees a server path.
-        logger.warning("views file of %r resolves outside %s (to %s); refused", region, root, path)
+        # The log has the path (once per link target, not once per page render); the page
+        # (and so the public) never sees a server path.
+        seen = (str(root), region, str(path))
+        with _READ_LOCK:
+            first = seen not in _REFUSED
+            if first:
+                _REFUSED.add(seen)
+                while len(_REFUSED) > 256:
+                    _REFUSED.pop()
+        log = logger.warning if first else logger.debug
+        log("views file of %r resolves outside %s (to %s); refused", region, root, path)
         msg = (
             f"the saved views of {region!r} are not used: their file is a link that leads "
             "outside the saved folder; the site's operator should replace it"
@@ -268,11 +283,6 @@ class ViewsFile:
 
     data: Any
     warning: str | None = None
-
-
-#: Documents read, per views file: (mtime_ns, size, inode) -> what it gave.
-_READ: dict[str, tuple[tuple[int, int, int], ViewsFile]] = {}
-_READ_LOCK = threading.Lock()
 
 
 def _read_file(path: Path, region: str) -> ViewsFile:

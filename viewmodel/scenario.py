@@ -1041,7 +1041,9 @@ def read_saved(path: Path) -> Scenario:
 def list_saved(geodata_dir: str | Path, region: str) -> list[dict[str, Any]]:
     """Saved scenarios of a region: ``slug``, ``name``, ``changes``, newest first.
 
-    Files that are not scenarios are skipped (and logged).
+    Files that are not scenarios (too large, too deep, not UTF-8, not JSON, a link out of
+    the saved folder) are skipped and logged once. Each file is read once per version (its
+    modification time, size and inode), not on every listing.
     """
     try:
         folder = scenario_dir(geodata_dir, region)
@@ -1050,17 +1052,55 @@ def list_saved(geodata_dir: str | Path, region: str) -> list[dict[str, Any]]:
     if not folder.is_dir():
         return []
     out = []
-    files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    stamps: dict[Path, tuple[int, int, int]] = {}
+    for path in folder.glob("*.json"):
+        try:
+            st = path.stat()
+        except OSError:  # removed meanwhile, or a link to nothing
+            continue
+        stamps[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+    files = sorted(stamps, key=lambda p: stamps[p][0], reverse=True)
     for path in files[:_MAX_SAVED_LISTED]:
         if not _SLUG.match(path.stem):
             continue
-        try:
-            scenario = read_saved(_inside(geodata_dir, path))
-        except (InputError, OSError) as exc:
-            logger.warning("list_saved: skipping %s: %s", path, exc)
-            continue
-        out.append({"slug": path.stem, "name": scenario.name, "changes": len(scenario)})
+        entry = _listed(geodata_dir, path, stamps[path])
+        if entry is not None:
+            out.append(dict(entry))
     return out
+
+
+#: What each saved scenario file gave the list, per version: path -> (stamp, entry or None).
+_LISTED: OrderedDict[str, tuple[tuple[int, int, int], dict[str, Any] | None]] = OrderedDict()
+_LISTED_LOCK = threading.Lock()
+_LISTED_MAX: Final[int] = 4 * _MAX_SAVED_LISTED
+
+
+def _listed(
+    geodata_dir: str | Path, path: Path, stamp: tuple[int, int, int]
+) -> dict[str, Any] | None:
+    """One saved scenario's entry in the list, read once per version of its file.
+
+    A version is the file's modification time, size and inode; None (logged once per
+    version) when the file is not a usable scenario.
+    """
+    key = str(path)
+    with _LISTED_LOCK:
+        hit = _LISTED.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    entry: dict[str, Any] | None
+    try:
+        scenario = read_saved(_inside(geodata_dir, path))
+        entry = {"slug": path.stem, "name": scenario.name, "changes": len(scenario)}
+    except (InputError, OSError) as exc:
+        logger.warning("list_saved: skipping %s: %s", path, exc)
+        entry = None
+    with _LISTED_LOCK:
+        _LISTED[key] = (stamp, entry)
+        _LISTED.move_to_end(key)
+        while len(_LISTED) > _LISTED_MAX:
+            _LISTED.popitem(last=False)
+    return entry
 
 
 def load_saved(geodata_dir: str | Path, region: str, slug: str) -> Scenario:
