@@ -262,7 +262,7 @@
     choroplethStyle: function (feature, context) {
       var h = context.hideout || {};
       if (!h.show) { return inPane(HIDDEN, h); }
-      mark("choropleth", { prop: h.prop });
+      mark(h.mark || "choropleth", { prop: h.prop });
       var p = feature.properties;
       var v = p[h.prop];
       // A scenario's values (callbacks/scenario.py) for the areas or hexagons it changes.
@@ -550,6 +550,16 @@
       if (show && url !== wanted) { url = wanted; }
       return [url === currentUrl ? window.dash_clientside.no_update : url,
               changed(hideout, { show: show, prop: "t_" + category + "_" + mode, opacity: (opacity || 60) / 100 })];
+    },
+
+    /* Practitioners per 10,000 people by census area (capacity-aware access): lazy URL,
+     * the category and mode's property, opacity. */
+    capacityLayer: function (layers, opacity, category, mode, store, hideout, currentUrl) {
+      var show = (layers || []).indexOf("capacity") >= 0;
+      var url = (show || currentUrl) ? ((store && store.urls && store.urls.areas) || null) : null;
+      return [url === currentUrl ? window.dash_clientside.no_update : url,
+              changed(hideout, { show: show, prop: "cap_" + category + "_" + mode,
+                                 opacity: (opacity || 60) / 100 })];
     },
 
     overdoseLayer: function (layers, opacity, store, hideout, currentUrl) {

@@ -537,6 +537,19 @@ clientside_callback(
     State(mp.SETTLED, "data"),
     prevent_initial_call=True,
 )
+clientside_callback(  # capacity-aware access: practitioners per 10,000 people by area
+    _cs("capacityLayer"),
+    Output(mp.CAPACITY_LAYER, "url"),
+    Output(mp.CAPACITY_LAYER, "hideout"),
+    Input(mp.LAYER_CHECKLIST, "value"),
+    Input(mp.OPACITY, "value"),
+    Input(mp.CATEGORY, "value"),
+    Input(mp.MODE, "value"),
+    State(mp.REGION_STORE, "data"),
+    State(mp.CAPACITY_LAYER, "hideout"),
+    State(mp.CAPACITY_LAYER, "url"),
+    prevent_initial_call=True,
+)
 clientside_callback(
     _cs("surfaceUrl"),
     Output(mp.SURFACE, "url"),

@@ -34,6 +34,8 @@ from layouts.scenario import (  # scenario: What-if panel
 from layouts.theme import (
     APPROX_RADIUS_M,
     BARRIER_COLOUR,
+    CAPACITY_BREAKS,
+    CAPACITY_COLOURS,
     DESERT_COLOUR,
     OVERDOSE_COLOURS,
     SITABLE_COLOUR,
@@ -43,7 +45,7 @@ from layouts.theme import (
     band_colours,
 )
 from layouts.townhall import export_section, offline_tiles, views_section
-from viewmodel.data import ATTRIBUTE_FILTERS
+from viewmodel.data import ATTRIBUTE_FILTERS, capacity_info
 from viewmodel.state import LAYERS, OPACITY_RANGE, THRESHOLD_RANGE, UNITS, MapState, Options
 
 ns = Namespace("atlas")
@@ -66,6 +68,7 @@ MAP = "map"
 SURFACE = "layer-surface"
 SITES_LAYER = "layer-sites"
 AREAS_LAYER = "layer-areas"
+CAPACITY_LAYER = "layer-capacity"
 OVERDOSE_LAYER = "layer-overdose"
 STREETS_MAJOR = "layer-streets-major"
 STREETS_MINOR = "layer-streets-minor"
@@ -413,6 +416,21 @@ def map_layers(model: PageModel) -> list:
             "pane": "atlas-fill",
         },
     )
+    # Capacity-aware access: practitioners per 10,000 people, always by census area.
+    capacity = dl.GeoJSON(
+        id=CAPACITY_LAYER,
+        url=u.get("areas") if "capacity" in shown else None,
+        style=ns("choroplethStyle"),
+        hideout={
+            "show": "capacity" in shown,
+            "prop": f"cap_{s.category}_{s.mode}",
+            "breaks": list(CAPACITY_BREAKS),
+            "colours": list(CAPACITY_COLOURS),
+            "opacity": op,
+            "pane": "atlas-fill",
+            "mark": "capacity",
+        },
+    )
     od = model.overdose or {}
     overdose = dl.GeoJSON(
         id=OVERDOSE_LAYER,
@@ -498,6 +516,7 @@ def map_layers(model: PageModel) -> list:
         tiles,
         streets,
         areas,
+        capacity,
         overdose,
         surface,
         *rules,
@@ -645,6 +664,8 @@ def legend(model: PageModel, *, state: MapState | None = None) -> list:
                 f" {edges[i]:g}–{edges[i + 1]:g}" if i + 1 < len(edges) else f" over {edges[-1]:g}"
             )
             items.append(html.Li([_swatch(c), text]))
+    if "capacity" in shown:
+        items += capacity_legend(model.manifest, s.category, s.mode)
     if "overdose" in shown and model.overdose:
         od = model.overdose
         items.append(html.Li(html.Strong(od.get("label", "Overdose death rate per 100,000"))))
@@ -701,6 +722,48 @@ def legend(model: PageModel, *, state: MapState | None = None) -> list:
     if not items:
         items.append(html.Li("No layers shown."))
     return [html.Ul(items)]
+
+
+def capacity_legend(manifest: dict[str, Any], category: str, mode: str) -> list:
+    """Legend of the practitioners-per-10,000 choropleth (units, catchment, classes)."""
+    cap = capacity_info(manifest)
+    label = CATEGORY_LABELS.get(category, category)
+    how = MODE_LABELS.get(mode, mode).lower()
+    info = cap.get("by", {}).get(f"{category}_{mode}")
+    if info is None:
+        measured = [
+            f"{CATEGORY_LABELS.get(c, c).lower()}, {MODE_LABELS.get(m, m).lower()}"
+            for c, m in (k.rsplit("_", 1) for k in cap.get("by", {}))
+        ]
+        return [
+            html.Li(html.Strong("Practitioners per 10,000 people")),
+            html.Li(
+                f"not measured for {label.lower()}, {how}; measured for: "
+                + ("; ".join(measured) or "none")
+                + " (capacity known, a desert threshold as the catchment)",
+                className="atlas-small",
+            ),
+        ]
+    d0 = info["catchment_min"]
+    unit = "Practitioners" if cap.get("unit") == "practitioners" else "Capacity"
+    items: list = [
+        html.Li(html.Strong(f"{unit} per 10,000 people: {label.lower()}, {how}")),
+        html.Li(
+            f"within {d0:g} min, Gaussian decay (two-step floating catchment)",
+            className="atlas-small",
+        ),
+    ]
+    edges = list(CAPACITY_BREAKS)
+    for i, c in enumerate(CAPACITY_COLOURS):
+        if i == 0:
+            text = f" 0 (none within {d0:g} min)"
+        elif i < len(edges):
+            text = f" {edges[i - 1]:g}–{edges[i]:g}"
+        else:
+            text = f" over {edges[-1]:g}"
+        items.append(html.Li([_swatch(c), text]))
+    items.append(html.Li([_swatch("#f0f0f0", border="#999"), " no covered people"]))
+    return items
 
 
 def side_panel(model: PageModel) -> html.Div:

@@ -364,9 +364,50 @@ def area_details(p: dict[str, Any], *, categories: list[str], modes: list[str]) 
         className="atlas-table atlas-table--compact",
     )
     parts = [html.H3(str(title), id="details-title"), _dl(rows), table]
+    parts += capacity_table(p, categories=categories, modes=modes)
     if any(k in p for k in ("rate_per_100k", "deaths", "suppressed")):
         parts.append(html.P(overdose_text(p), className="atlas-overdose"))
     return parts
+
+
+def capacity_table(p: dict[str, Any], *, categories: list[str], modes: list[str]) -> list:
+    """An area's practitioners per 10,000 people (``cap_<cat>_<mode>``), where measured."""
+    cats = [c for c in categories if any(f"cap_{c}_{m}" in p for m in modes)]
+    if not cats:
+        return []
+
+    def cell(v: Any) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "—"
+        return f"{float(v):.1f}"
+
+    body = [
+        html.Tr(
+            [
+                html.Th([symbol(c), " ", CATEGORY_LABELS.get(c, c)], scope="row"),
+                *[html.Td(cell(p.get(f"cap_{c}_{m}"))) for m in modes],
+            ]
+        )
+        for c in cats
+    ]
+    head = html.Thead(
+        html.Tr(
+            [
+                html.Th("Care", scope="col"),
+                *[html.Th(MODE_LABELS.get(m, m), scope="col") for m in modes],
+            ]
+        )
+    )
+    return [
+        html.Table(
+            [
+                html.Caption("Practitioners per 10,000 people (two-step floating catchment)"),
+                head,
+                html.Tbody(body),
+            ],
+            className="atlas-table atlas-table--compact",
+        )
+    ]
 
 
 def lookup_panel(lookup: Lookup | None, *, query: str, mode: str) -> list:

@@ -28,6 +28,22 @@ TIME_COLOURS: Final[tuple[str, ...]] = (
     "#0C2C84",
 )
 
+#: Practitioners per 10,000 people (capacity-aware access, etl.engine.capacity): class breaks
+#: (the first class is exactly 0: none within the catchment) and colours. Zero is PuOr's light
+#: orange (the desert's hue family, told apart from blue with every common colour-vision
+#: deficiency, and from the grey of areas with no covered people); then PuBu, 7 classes.
+CAPACITY_BREAKS: Final[tuple[float, ...]] = (0, 1, 2, 4, 6, 8, 12)
+CAPACITY_COLOURS: Final[tuple[str, ...]] = (
+    "#FDB863",
+    "#ECE7F2",
+    "#D0D1E6",
+    "#A6BDDB",
+    "#74A9CF",
+    "#3690C0",
+    "#0570B0",
+    "#034E7B",
+)
+
 #: Overdose death rates (RdPu, 5 classes); breaks are quantiles of the shown rates.
 OVERDOSE_COLOURS: Final[tuple[str, ...]] = ("#FEEBE2", "#FBB4B9", "#F768A1", "#C51B8A", "#7A0177")
 SUPPRESSED_COLOUR: Final[str] = "#BDBDBD"

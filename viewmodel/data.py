@@ -330,15 +330,28 @@ def areas_geojson(areas: pd.DataFrame, *, tolerance_deg: float = 0.00008) -> byt
     keep += [
         c
         for c in areas.columns
-        if c.startswith(("t_", "share_", "desert_people_", "nearest_", "not_covered_"))
+        if c.startswith(("t_", "share_", "desert_people_", "nearest_", "not_covered_", "cap_"))
     ]
     keep += [c for c in OVERDOSE_FIELDS if c in areas.columns and c not in keep]
     props = frame_properties(areas, keep)
     for p in props:
         for k, v in list(p.items()):
             if isinstance(v, float):
-                p[k] = round(v, 3 if k.startswith("share_") else 1)
+                p[k] = round(v, 3 if k.startswith("share_") else 2 if k.startswith("cap_") else 1)
     return feature_collection(simplified(areas.geometry.to_numpy(), tolerance_deg), props)
+
+
+def capacity_info(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the build's capacity-aware access measured (``stages.access.capacity``; {} if none).
+
+    Returns
+    -------
+    dict
+        ``method``, ``decay``, ``unit``, ``per_people`` and ``by``: ``"<category>_<mode>"`` →
+        its figures with ``catchment_min`` (:func:`etl.engine.capacity.capacity_access`).
+    """
+    cap = manifest.get("stages", {}).get("access", {}).get("capacity") or {}
+    return cap if cap.get("by") else {}
 
 
 def table_geojson(frame: pd.DataFrame, *, tolerance_deg: float = 0.00005) -> bytes:
@@ -1363,6 +1376,8 @@ def _map_options(rd: RegionData, regions: Sequence[str]) -> Any:
     layers = ["streets", "tiles"]
     if rd.has_layer("areas"):
         layers.append("areas")
+        if capacity_info(rd.manifest):  # practitioners per 10,000 people (etl.engine.capacity)
+            layers.append("capacity")
     if overdose_source(rd):
         layers.append("overdose")
     if rd.categories:

@@ -50,6 +50,7 @@ LAYERS: Final[dict[str, str]] = {
     "streets": "Streets (offline basemap)",
     "tiles": "Online map tiles (needs internet)",
     "areas": "Travel time by area",
+    "capacity": "Practitioners per 10,000 people (by area)",
     "overdose": "Overdose deaths (rate)",
     "bands": "Travel-time bands",
     "desert": "Desert (beyond the threshold)",

@@ -116,7 +116,8 @@ _CAT_ABBR: Final[dict[str, str]] = {
 _MODE_ABBR: Final[dict[str, str]] = {"drive": "dr", "walk": "wk"}
 _METRIC_ABBR: Final[dict[str, str]] = {
     "t": "t", "share": "sh", "desert_people": "dp", "nearest": "nr", "deaths": "dth",
-    "population": "pop", "capacity": "cap", "score": "sc", "access": "acc", "desert": "ds",
+    "population": "pop", "capacity": "cap", "cap": "cap", "score": "sc", "access": "acc",
+    "desert": "ds",
 }  # fmt: skip
 _WORD_ABBR: Final[dict[str, str]] = {
     "population": "pop", "covered": "cov", "uncovered": "uncov",
@@ -1041,6 +1042,12 @@ def describe_field(
             return "people", f"people in the area more than {within} {how} from any {label}"
         if metric == "nearest":
             return "", f"id of the {label} nearest to most of the area's people {how}"
+        if metric == "cap":  # capacity-aware access (etl.engine.capacity)
+            return "per 10,000 people", (
+                f"capacity of {label} sites (practitioners; places where a list gives them) "
+                f"per 10,000 people, {how}: Gaussian two-step floating catchment, catchment "
+                f"{within}; mean over the area's covered people (empty: none covered)"
+            )
         return "", f"{metric.replace('_', ' ')} for {label} {how}"
     walk = re.fullmatch(r"walk_min_(?P<cat>[a-z_]+)", column)
     if walk is not None:
