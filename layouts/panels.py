@@ -198,7 +198,7 @@ def summary_panel(summary: dict[str, Any], *, category: str, mode: str, threshol
             highlight=beyond,
         ),
         bar_chart(
-            "People by isochrone band",
+            "People by travel-time band",
             summary["bands"],
             chart_id="chart-bands",
             colours=[*BAND_COLOURS[: len(summary["bands"]) - 1], DESERT_COLOUR],

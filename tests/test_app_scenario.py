@@ -817,3 +817,29 @@ def test_the_callback_through_the_server(geo: Path, desert_spot: tuple[float, fl
     areas = response["scenario-areas"]["data"]
     assert areas["prop"] == "t_methadone_drive" and areas["areas"]
     assert areas["showing"] == "Showing: scenario “Untitled scenario” (1 change)"
+
+
+def test_an_added_site_on_blocked_land_says_which_rule(base: BaselineAccess) -> None:
+    barriers = base.barriers.to_crs("EPSG:4326")
+    zoning = barriers[(barriers["kind"] == "zoning") & (barriers["status"] == "prohibited")]
+    spot = zoning.geometry.iloc[0].representative_point()
+    s = Scenario(region="demo").add_site("methadone", spot.x, spot.y, name="Blocked clinic")
+    notes = aps.siting_notes(base, s)
+    rule = zoning["rule"].iloc[0]
+    assert any(f"“Blocked clinic” stands where “{rule}” prohibits it" in n for n in notes)
+    view = aps.scenario_view(base, s, category="methadone", threshold_min=30)
+    assert any("Blocked clinic" in n for n in view.notes)
+    # A pharmacy is no treatment program: the rule does not apply to it.
+    pharmacy = Scenario(region="demo").add_site("pharmacy", spot.x, spot.y, name="Corner pharmacy")
+    assert aps.siting_notes(base, pharmacy) == []
+    # Outside every barrier: no warning.
+    union = shapely.union_all(barriers.geometry.to_numpy())
+    x0, y0, x1, y1 = barriers.total_bounds
+    free = next(
+        shapely.Point(x, y)
+        for x in np.linspace(x0 - 0.2, x1 + 0.2, 25)
+        for y in np.linspace(y0 - 0.2, y1 + 0.2, 25)
+        if not union.contains(shapely.Point(x, y))
+    )
+    clear = Scenario(region="demo").add_site("methadone", free.x, free.y, name="Open clinic")
+    assert aps.siting_notes(base, clear) == []

@@ -710,6 +710,52 @@ def sites_geojson(
     return json.loads(feature_collection(geoms, props))
 
 
+#: Categories a rule about "treatment programs" restricts (opioid treatment programs and
+#: treatment facilities; an office-based prescriber or a pharmacy is no such program).
+TREATMENT_PROGRAMS: Final[frozenset[str]] = frozenset({"methadone", "treatment_facility"})
+
+
+def _rule_applies(applies_to: Any, category: str) -> bool:
+    """Whether a siting rule's ``applies_to`` restricts sites of ``category``."""
+    text = str(applies_to or "treatment_program").strip().lower()
+    if text in ("treatment_program", "treatment_programs", "otp"):
+        return category in TREATMENT_PROGRAMS
+    if text in CATEGORY_LABELS:
+        return text == category
+    return True  # a use the rule names in its own words: say it for every site
+
+
+def siting_notes(base: BaselineAccess, scenario: Scenario) -> list[str]:
+    """A warning for each added site standing where a local siting rule applies to it.
+
+    ``"“New clinic” stands where “Zoning code (treatment programs)” prohibits it: Treatment
+    program: prohibited in zones AG, … (Fictional Millbrook County zoning code)."`` —
+    prohibited and conditional rules (the barriers layer), for the site's kind of care.
+    """
+    barriers = base.barriers
+    adds = [c for c in scenario.changes if isinstance(c, AddSite)]
+    if barriers is None or len(barriers) == 0 or not adds:
+        return []
+    frame = base._cached("barriers_wgs84", lambda: barriers.to_crs("EPSG:4326"))
+    tree = base._cached("barriers_tree", lambda: shapely.STRtree(frame.geometry.to_numpy()))
+    points = shapely.points([c.lon for c in adds], [c.lat for c in adds])
+    pt, geom = tree.query(points, predicate="within")
+    notes = []
+    for i, j in sorted(zip(pt.tolist(), geom.tolist(), strict=True)):
+        row = frame.iloc[j]
+        change = adds[i]
+        if not _rule_applies(row.get("applies_to"), change.category):
+            continue
+        rule = str(row.get("rule") or "a local siting rule")
+        status = str(row.get("status") or "prohibited")
+        verb = "prohibits it" if status == "prohibited" else "allows it only with a permit"
+        text = str(row.get("text") or "").strip()
+        cite = str(row.get("citation") or "").strip()
+        detail = f": {text}" + (f" ({cite})" if cite else "") if text else ""
+        notes.append(f"“{change.name}” stands where “{rule}” {verb}{detail}.")
+    return notes
+
+
 def showing_text(scenario: Scenario) -> str:
     """What the map shows with a scenario: ``Showing: scenario “X” (2 changes)``."""
     n = len(scenario)
@@ -746,6 +792,7 @@ def scenario_view(
             f"{len(others)} of the changes concern other care{what}; they are kept and count "
             "when that care is chosen under Care."
         )
+    notes += siting_notes(base, scenario)
     view = ScenarioView(
         summary=json_ready(result.summary()),
         lead=_lead(result, sum(relevant)),

@@ -55,7 +55,7 @@ LAYERS: Final[dict[str, str]] = {
     "bands": "Travel-time bands",
     "desert": "Desert (beyond the threshold)",
     "barriers": "Zoning barriers",
-    "sitable": "Sitable land",
+    "sitable": "Land where a new clinic may open",
     "transit": "Transit stops",
     "facilities": "Prisons and jails (release day)",
     "sites": "Care sites",
@@ -67,7 +67,7 @@ DEFAULT_LAYERS: Final[tuple[str, ...]] = ("streets", "bands", "desert", "facilit
 #: Area units of the choropleth: key -> label.
 UNITS: Final[dict[str, str]] = {
     "areas": "Census areas",
-    "grid": "Hexagons (H3)",
+    "grid": "Hexagon grid (equal-size cells)",
     "counties": "Counties",
 }
 

@@ -68,7 +68,7 @@ def stage_barriers(ctx: Any) -> dict[str, Any]:
     sitable = sitable_land(region, barriers)
     sitable_gdf = gpd.GeoDataFrame(
         {
-            "name": ["Sitable land"],
+            "name": ["Land where a new clinic may open"],
             "note": [
                 "The region minus land where a rule prohibits a new treatment program; "
                 "conditional zones count as sitable with a permit."
