@@ -27,3 +27,30 @@ def test_titles_language_and_not_found(page: Any, server: str) -> None:
     assert "There is no page at this address." in page.inner_text("main")
     page.click("text=Back to the map")
     page.wait_for_function("() => document.title === 'Map · Access Atlas'", timeout=20_000)
+
+
+def test_the_share_link_copies_instead_of_reloading(page: Any, server: str) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
+    page.goto(server + "/?cat=buprenorphine&mode=walk")
+    page.wait_for_function("() => window.atlas && atlas.drawn && atlas.drawn.sites",
+                           timeout=20_000)  # fmt: skip
+    page.evaluate("() => { window.__stay = 1; }")
+    page.click("#share-link")
+    page.wait_for_function(
+        "() => (document.getElementById('share-status') || {}).textContent"
+        " && document.getElementById('share-status').textContent.startsWith('Link copied')",
+        timeout=10_000,
+    )
+    assert page.evaluate("() => window.__stay") == 1  # no page load
+    copied = page.get_attribute("#share-link", "data-copied") or ""
+    assert copied.startswith(server) and "cat=buprenorphine" in copied and "mode=walk" in copied
+    assert page.evaluate("() => navigator.clipboard.readText()") == copied
+    # The keyboard does the same (Enter on the focused link).
+    page.evaluate("() => { document.getElementById('share-status').textContent = ''; }")
+    page.focus("#share-link")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => document.getElementById('share-status').textContent.startsWith('Link copied')",
+        timeout=10_000,
+    )
+    assert page.evaluate("() => window.__stay") == 1
