@@ -3,6 +3,7 @@ address shows a 404 page with a way back (not the map under a wrong name)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from tests.browser_support import browser, geodata, page, server  # fixtures
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 __all__ = ["browser", "geodata", "page", "server"]
+
+SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 
 
 def test_titles_language_and_not_found(page: Any, server: str) -> None:
@@ -54,3 +57,19 @@ def test_the_share_link_copies_instead_of_reloading(page: Any, server: str) -> N
         timeout=10_000,
     )
     assert page.evaluate("() => window.__stay") == 1
+
+
+def test_a_server_that_cannot_be_reached_is_said(page: Any, server: str) -> None:
+    page.goto(server + "/")
+    page.wait_for_function("() => window.atlas && atlas.drawn && atlas.drawn.sites",
+                           timeout=20_000)  # fmt: skip
+    assert page.locator("#atlas-offline").count() == 0 or page.is_hidden("#atlas-offline")
+    page.route("**/_dash-update-component*", lambda route: route.abort())
+    page.check("#category-select input[value='buprenorphine']")
+    page.wait_for_selector("#atlas-offline:not([hidden])", timeout=10_000)
+    assert "cannot be reached" in page.inner_text("#atlas-offline")
+    assert page.get_attribute("#atlas-offline", "role") == "alert"
+    page.screenshot(path=str(SHOTS / "31-server-unreachable.png"))
+    page.unroute("**/_dash-update-component*")
+    page.check("#category-select input[value='methadone']")
+    page.wait_for_selector("#atlas-offline[hidden]", state="attached", timeout=10_000)
