@@ -51,7 +51,7 @@ from viewmodel.data import (
     provider_filters,
     region_data,
 )
-from viewmodel.lookup import find_place, nearest_care
+from viewmodel.lookup import address_example, find_place, nearest_care
 from viewmodel.reentry import region_release_day
 from viewmodel.serving import public_error
 from viewmodel.state import MapState, Options, encode_state, parse_state, requested_region
@@ -189,6 +189,7 @@ def page_model(rd: RegionData, state: MapState, options: Options, *, default: st
         filters=provider_filters(rd),
         osm_attribution=osm_attribution(rd.manifest),
         release_day=region_release_day(rd),  # re-entry (viewmodel/reentry.py)
+        address_example=address_example(rd),
     )
 
 

@@ -148,6 +148,8 @@ class PageModel:
     osm_attribution: str = "© OpenStreetMap contributors (ODbL)"
     #: Re-entry: :class:`viewmodel.reentry.ReleaseDay` of the region, or None.
     release_day: Any = None
+    #: An address of this region for the look-up's example (viewmodel.lookup.address_example).
+    address_example: str = "a street address, or latitude, longitude"
 
 
 def defaults_store(state: MapState, options: Options, *, default_region: str) -> dict[str, Any]:
@@ -240,7 +242,7 @@ def controls(model: PageModel) -> html.Div:
                             type="search",
                             value=s.query,
                             debounce=False,
-                            placeholder="e.g. 240 Parsons Ave, Columbus, OH 43215",
+                            placeholder=f"e.g. {model.address_example}",
                             autoComplete="off",
                             className="atlas-input",
                         ),

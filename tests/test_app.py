@@ -10,6 +10,7 @@ import gzip
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -844,3 +845,17 @@ def test_each_page_has_its_own_title() -> None:
     assert atlas_app.page_of("/elsewhere") is None
     titles = set(atlas_app.PAGE_TITLES.values())
     assert len(titles) == len(atlas_app.PAGE_TITLES)  # three pages, three titles
+
+
+def test_the_lookup_example_is_an_address_of_the_region_that_it_finds(
+    rd: app_data.RegionData,
+) -> None:
+    from viewmodel.lookup import address_example, find_place
+
+    example = address_example(rd)
+    # the fictional county's own town and state, never the Columbus example of old
+    assert "Columbus" not in example and re.fullmatch(r"\d+ .+, [A-Za-z ]+, ZZ 99\d{3}", example)
+    place = find_place(rd, example)
+    assert place is not None
+    region = rd.layer("region").to_crs("EPSG:4326").geometry.union_all()
+    assert region.buffer(0.01).contains(shapely.Point(place.lon, place.lat))

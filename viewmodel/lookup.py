@@ -143,6 +143,45 @@ def reference_index(rd: RegionData) -> ReferenceIndex:
     return rd.cached("reference_index", make)
 
 
+def address_example(rd: RegionData) -> str:
+    """An address of the region itself for the look-up box's example (cached per region).
+
+    A published care site's street address in the town with the most sites (never one shown
+    only as an area), written as a person would type it: ``"3422 S High St, Millbrook, ZZ
+    99012"``. Without addresses: ``"a street address, or latitude, longitude"``.
+    """
+
+    def make() -> str:
+        fallback = "a street address, or latitude, longitude"
+        try:
+            pv = rd.layer("providers")
+        except Exception:  # a region without providers: the generic example
+            return fallback
+        if pv is None or len(pv) == 0 or not {"address", "city"} <= set(pv.columns):
+            return fallback
+        ok = pv["address"].fillna("").astype(str).str.strip().str.match(r"^\d+\s+\S")
+        ok &= pv["city"].fillna("").astype(str).str.strip() != ""
+        if "show_exact" in pv:
+            ok &= pv["show_exact"].fillna(True).astype(bool)
+        if "generalized" in pv:
+            ok &= ~pv["generalized"].fillna(False).astype(bool)
+        if "in_region" in pv:
+            ok &= pv["in_region"].fillna(True).astype(bool)
+        rows = pv[ok]
+        if rows.empty:
+            return fallback
+        city = rows["city"].astype(str).str.strip().value_counts().index[0]
+        row = rows[rows["city"].astype(str).str.strip() == city].sort_values("id").iloc[0]
+        tail = " ".join(
+            str(row[c]).strip()
+            for c in ("state", "zip")
+            if c in rows and isinstance(row[c], str) and row[c].strip()
+        )
+        return f"{str(row['address']).strip()}, {city}" + (f", {tail}" if tail else "")
+
+    return rd.cached("address_example", make)
+
+
 def find_place(rd: RegionData, text: str) -> Place | None:
     """Find an address (or typed coordinates) offline; None when nothing matches."""
     text = (text or "").strip()
