@@ -68,7 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--if-missing",
         action="store_true",
-        help="do nothing (exit 0) when the bundle already exists",
+        help=(
+            "do nothing (exit 0) when the bundle already exists; when another build of the "
+            "region runs, wait for it and check again"
+        ),
     )
     wait_help = "when another build of the region runs, wait for it instead of exiting (2)"
     p.add_argument("--wait", action="store_true", help=wait_help)
@@ -231,13 +234,21 @@ def _dispatch(args: argparse.Namespace, geodata: Path) -> int:
     progress = not (args.no_progress or args.quiet)
     if args.command == "build":
         cfg = load_config(args.config)
-        if args.if_missing and (bundle_path(geodata, cfg.name) / "manifest.json").exists():
-            logger.info("bundle %s exists; nothing to do", bundle_path(geodata, cfg.name))
+        target = bundle_path(geodata, cfg.name)
+        if args.if_missing and (target / "manifest.json").exists():
+            logger.info("bundle %s exists; nothing to do", target)
             return 0
-        path = pipeline.run_build(
-            cfg, geodata, overwrite=args.overwrite, progress=progress, wait=args.wait
+        # --if-missing: a build of the region that runs now is waited for, and the check
+        # made again with its lock held (two `scripts/run.sh` started at once both exit 0).
+        built = pipeline.run_build(
+            cfg,
+            geodata,
+            overwrite=args.overwrite,
+            progress=progress,
+            wait=args.wait,
+            if_missing=args.if_missing,
         )
-        print(path)
+        print(built)
         return 0
     if args.command in pipeline.STAGE_COMMANDS:
         cfg = load_config(args.config)

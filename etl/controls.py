@@ -9,17 +9,32 @@ of spaces collapse, ends are stripped; each changed cell is recorded (column, ro
 found) so that the quality report can list it. :func:`clean_layer` is the last guard before a
 layer is written.
 
+Every other reader (area files, population and overdose tables, GTFS members, places, zoning,
+facilities, geocoding references) cleans what it reads with :func:`clean_input`, which also
+says so in one line and records each changed cell in the build's :class:`CleanedLedger`
+(opened by the pipeline with :func:`recording`, one per stage): the input's role (as in the
+manifest's ``inputs``), the file's name, the row as the user counts it, the column and the
+characters found. The pipeline writes them all to ``reports/inputs_cleaned.csv``.
+
 Control characters here: C0 (``\x00``-``\x1f``, so also tab, LF and CR), DEL (``\x7f``), C1
 (``\x80``-``\x9f``) and the Unicode line and paragraph separators (U+2028, U+2029).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 CONTROL_CHARS: Final[str] = "\x00-\x1f\x7f-\x9f\u2028\u2029"
 CONTROL_RE: Final[re.Pattern[str]] = re.compile(f"[{CONTROL_CHARS}]+")
@@ -194,3 +209,213 @@ def clean_layer(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         out[col] = values
         changed += len(listed)
     return out, changed
+
+
+# -- the build's record of cleaned input cells ------------------------------------------------
+
+#: Columns of ``reports/inputs_cleaned.csv`` (one row per cleaned cell of any input).
+REPORT_COLUMNS: Final[tuple[str, ...]] = ("input", "file", "row", "column", "found")
+#: First data row of a table as a spreadsheet shows it (the header is row 1).
+TABLE_FIRST_ROW: Final[int] = 2
+#: First feature of a GIS file as its attribute table numbers it (no header row).
+FEATURE_FIRST_ROW: Final[int] = 1
+
+
+@dataclass
+class CleanedLedger:
+    """The cleaned cells of every input read while a :func:`recording` block runs.
+
+    Attributes
+    ----------
+    rows
+        One dict per cleaned cell, keys :data:`REPORT_COLUMNS`.
+    inputs
+        The (role, file) of every input file read (cleaned or not, file as
+        :func:`file_label` names it), so that a stage command knows which rows of the
+        current bundle's report it replaces.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    inputs: set[tuple[str, str]] = field(default_factory=set)
+
+
+_LEDGER: ContextVar[CleanedLedger | None] = ContextVar("etl_controls_ledger", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[CleanedLedger]:
+    """Record the cells that :func:`clean_input` cleans while the block runs.
+
+    Yields
+    ------
+    CleanedLedger
+        Filled as inputs are read; nested blocks each get their own.
+    """
+    ledger = CleanedLedger()
+    token = _LEDGER.set(ledger)
+    try:
+        yield ledger
+    finally:
+        _LEDGER.reset(token)
+
+
+def file_label(file: str | Path) -> str:
+    """A file as the report names it: its name, without folders (``feed.zip!stops.txt`` kept).
+
+    Parameters
+    ----------
+    file
+        A path, a GDAL path (``zip://…/a.zip!b.shp``) or a feed member (``/…/feed.zip!stops.txt``).
+
+    Returns
+    -------
+    str
+        E.g. ``"bg.gpkg"``, ``"feed.zip!stops.txt"``.
+    """
+    text = str(file).removeprefix("zip://")
+    outer, bang, member = text.partition("!")
+    return Path(outer).name + (f"!{Path(member).name}" if bang else "")
+
+
+def record_cleaned(
+    role: str | None,
+    file: str | Path,
+    changes: Sequence[dict[str, Any]],
+    *,
+    rows: Sequence[int] | None = None,
+    first_row: int = TABLE_FIRST_ROW,
+) -> None:
+    """Add the cleaned cells of one input file to the running :func:`recording`, if any.
+
+    Parameters
+    ----------
+    role
+        The input's role, as in the manifest's ``inputs`` (``areas``, ``providers.clinics``,
+        ``overdose.0``, ``transit``…); None records nothing.
+    file
+        The file (its name is kept, see :func:`file_label`).
+    changes
+        As :func:`clean_frame` returns them (``column``, ``position``, ``found``); may be empty
+        (the input is then only noted as read).
+    rows
+        The row number of each position of the table, where it is not simply
+        ``position + first_row`` (e.g. a reader that skipped blank lines).
+    first_row
+        The number of the first data row: :data:`TABLE_FIRST_ROW` for tables (the header is
+        row 1), :data:`FEATURE_FIRST_ROW` for the features of a GIS file.
+    """
+    ledger = _LEDGER.get()
+    if ledger is None or role is None:
+        return
+    name = file_label(file)
+    ledger.inputs.add((role, name))
+    for c in changes:
+        pos = int(c["position"])
+        ledger.rows.append(
+            {
+                "input": role,
+                "file": name,
+                "row": int(rows[pos]) if rows is not None else pos + first_row,
+                "column": str(c["column"]),
+                "found": str(c["found"]),
+            }
+        )
+
+
+def log_cleaned(
+    file: str | Path,
+    changes: Sequence[dict[str, Any]],
+    *,
+    rows: Sequence[int] | None = None,
+    first_row: int = TABLE_FIRST_ROW,
+) -> None:
+    """Say in one warning line which characters were replaced in how many cells of which rows.
+
+    Parameters
+    ----------
+    file
+        The file (named without its folders).
+    changes, rows, first_row
+        As for :func:`record_cleaned`.
+    """
+    if not changes:
+        return
+    numbers = sorted(
+        {int(rows[c["position"]]) if rows is not None else c["position"] + first_row
+         for c in changes}
+    )  # fmt: skip
+    features = first_row == FEATURE_FIRST_ROW and rows is None
+    unit = "feature" if features else "row"
+    shown = ", ".join(map(str, numbers[:10])) + (" ..." if len(numbers) > 10 else "")
+    found = sorted({name for c in changes for name in c["found"].split(", ")})
+    logger.warning(
+        "%s: replaced control characters (%s) by spaces in %d cell%s of %d %s%s (%ss %s%s)",
+        file_label(file),
+        ", ".join(found),
+        len(changes),
+        "s" * (len(changes) != 1),
+        len(numbers),
+        unit,
+        "s" * (len(numbers) != 1),
+        unit,
+        shown,
+        "" if features else ", the header being row 1",
+    )
+
+
+def clean_input(
+    frame: pd.DataFrame,
+    *,
+    role: str | None,
+    file: str | Path,
+    rows: Sequence[int] | None = None,
+    first_row: int = TABLE_FIRST_ROW,
+) -> pd.DataFrame:
+    """Clean a table as a reader reads it: replace, say so in one line, record each cell.
+
+    Parameters
+    ----------
+    frame
+        The table (or GeoDataFrame: its geometry is left alone) in file order.
+    role
+        The input's role (see :func:`record_cleaned`); None only cleans and logs.
+    file
+        The file it was read from.
+    rows
+        Row number of each position, where not ``position + first_row``.
+    first_row
+        :data:`TABLE_FIRST_ROW` (tables, header row 1) or :data:`FEATURE_FIRST_ROW` (GIS files).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame`` itself when no cell held a control character, else a cleaned copy (of the
+        same type).
+    """
+    cleaned, changes = clean_frame(frame)
+    log_cleaned(file, changes, rows=rows, first_row=first_row)
+    record_cleaned(role, file, changes, rows=rows, first_row=first_row)
+    return cleaned
+
+
+def cleaned_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The rows of a ledger as the report's table: one per cell, duplicates dropped, sorted.
+
+    A file read twice in a build (a GTFS member by two readers, say) lists its cells once.
+
+    Parameters
+    ----------
+    rows
+        Dicts with keys :data:`REPORT_COLUMNS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`REPORT_COLUMNS`, sorted by input, file, row and column.
+    """
+    table = pd.DataFrame(list(rows), columns=list(REPORT_COLUMNS))
+    table["row"] = table["row"].astype("int64")
+    table = table.drop_duplicates(subset=["input", "file", "row", "column"])
+    return table.sort_values(["input", "file", "row", "column"], kind="stable").reset_index(
+        drop=True
+    )

@@ -512,12 +512,25 @@ def test_control_characters_are_cleaned_counted_and_never_reach_a_layer(tmp_path
     sites = bundle.read_layer("providers").set_index("name")
     assert {"Gridton Recovery Clinic", "East Side Health", "North [31mPharmacy"} <= set(sites.index)
     assert sites.loc["Gridton Recovery Clinic", "address"].startswith("10 Row 1 Street")
-    # The areas' names came through the area reader; the last guard cleaned them (one line).
+    # The areas' names were cleaned by the area reader (one line, features counted from 1);
+    # the last guard before a layer is written found nothing left to clean.
     names = set(bundle.read_layer("areas")["name"])
     assert names == {"South West", "South East", "North West", "North East"}
     assert any(
-        "layer 'areas': replaced control characters by spaces in 3 text cells" in ln for ln in said
+        "bg.gpkg: replaced control characters (CR, ESC, LF, NEL) by spaces in 3 cells of 3 "
+        "features (features 1, 2, 3)" in ln
+        for ln in said
     ), said
+    assert not any(ln for ln in said if "layer '" in ln), said
+    # Both files are in the build-wide report, each cell with its row and column.
+    listed = pd.read_csv(geo / REGION / "reports" / "inputs_cleaned.csv")
+    assert listed.groupby("input").size().to_dict() == {"areas": 3, "providers.clinics": 7}
+    assert listed[listed["input"] == "areas"].values.tolist() == [
+        ["areas", "bg.gpkg", 1, "NAME", "ESC"],
+        ["areas", "bg.gpkg", 2, "NAME", "NEL"],
+        ["areas", "bg.gpkg", 3, "NAME", "LF, CR"],
+    ]
+    assert bundle.manifest["inputs_cleaned"]["cells"] == 10
 
     # Counted in the quality report, with the source, the row and the column.
     sources = bundle.manifest["stages"]["providers"]["sources"]

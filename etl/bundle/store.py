@@ -98,9 +98,15 @@ class BundleWriter:
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def path(self, relative: str) -> Path:
-        """Return a path inside the build folder, creating its parent folder."""
+        """Return a path inside the build folder to write, creating its parent folder.
+
+        A file already there is removed first: in a stage command's build it is a hard link
+        to the current bundle's file (:func:`write_bundle`), which writing through it would
+        change in place.
+        """
         p = self.tmp / relative
         p.parent.mkdir(parents=True, exist_ok=True)
+        p.unlink(missing_ok=True)
         return p
 
     def write_layer(self, name: str, frame: pd.DataFrame, *, description: str = "") -> Path:

@@ -22,6 +22,7 @@ import shapely
 
 from etl._errors import InputError
 from etl.config import PopulationTable, RegionConfig
+from etl.controls import FEATURE_FIRST_ROW, TABLE_FIRST_ROW, clean_input
 from etl.engine.network import ModeNetwork
 from etl.engine.streets import cells_of, sample_streets
 
@@ -110,7 +111,11 @@ def generated_ids(geometry: gpd.GeoSeries, *, prefix: str = "area-") -> np.ndarr
 
 
 def _read_polygons(cfg: RegionConfig, item: str, layer: str | None, key: str) -> gpd.GeoDataFrame:
-    """Read a polygon layer that a config key names, with its CRS."""
+    """Read a polygon layer that a config key names, with its CRS, its text cleaned.
+
+    Control characters in the attributes are replaced (one line) and recorded under the
+    key's role (``areas.path`` → ``areas``), features numbered from 1 (:mod:`etl.controls`).
+    """
     path = cfg.resolve(item)
     if not path.exists():
         msg = f"{path}: file not found (config key {key}); check the path"
@@ -123,7 +128,10 @@ def _read_polygons(cfg: RegionConfig, item: str, layer: str | None, key: str) ->
     if gdf.crs is None:
         msg = f"{path}: the layer of {key} declares no CRS (.prj missing?); add one, e.g. EPSG:4269"
         raise InputError(msg)
-    return gdf
+    role = key.removesuffix(".path")
+    return clean_input(
+        gdf.reset_index(drop=True), role=role, file=path, first_row=FEATURE_FIRST_ROW
+    )
 
 
 def _area_ids(gdf: gpd.GeoDataFrame, column: str | None, path: Path) -> pd.Series:
@@ -274,6 +282,7 @@ def _join_population(
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         msg = f"{path}: cannot read the population table: {exc}"
         raise InputError(msg) from exc
+    table = clean_input(table.reset_index(drop=True), role=key, file=path)
     for col in (*pt.key_columns, pt.column):
         if col not in table.columns:
             msg = (
@@ -458,6 +467,13 @@ def read_people_points(cfg: RegionConfig) -> pd.DataFrame:
     except (ValueError, UnicodeDecodeError) as exc:
         msg = f"{path}: cannot read the people points (areas.people): {exc}"
         raise InputError(msg) from exc
+    is_table = path.suffix.lower() in {".csv", ".txt"}
+    table = clean_input(
+        table.reset_index(drop=True),
+        role="areas.people",
+        file=path,
+        first_row=TABLE_FIRST_ROW if is_table else FEATURE_FIRST_ROW,
+    )
     crs = crs or "EPSG:4326"
     wanted = [c for c in (pp.lon, pp.lat, pp.id_column, pp.population_column) if c]
     for col in wanted:

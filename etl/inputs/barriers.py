@@ -36,6 +36,7 @@ from pyproj import CRS
 
 from etl._errors import ConfigError, InputError
 from etl.config import BufferRule, PoiSource, ZoningConfig
+from etl.controls import FEATURE_FIRST_ROW, clean_input
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ _STATUS_WORDS: Final[dict[str, Status]] = {
 # readers
 
 
-def read_poi(src: PoiSource, path: Path) -> gpd.GeoDataFrame:
+def read_poi(src: PoiSource, path: Path, *, role: str | None = "places") -> gpd.GeoDataFrame:
     """Read the points of interest a buffer rule measures from.
 
     Parameters
@@ -90,6 +91,9 @@ def read_poi(src: PoiSource, path: Path) -> gpd.GeoDataFrame:
         Columns and the type mapping.
     path
         The CSV on disk (quoted fields may span lines).
+    role
+        Its role in the build: control characters in its cells are replaced as it is read
+        (one line) and recorded under it (:mod:`etl.controls`).
 
     Returns
     -------
@@ -112,6 +116,7 @@ def read_poi(src: PoiSource, path: Path) -> gpd.GeoDataFrame:
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
         msg = f"{path}: cannot read as CSV ({exc}); check `encoding`"
         raise InputError(msg) from exc
+    df = clean_input(df.reset_index(drop=True), role=role, file=path)
     for col in (src.x_column, src.y_column, src.type_column, src.name_column, src.address_column):
         if col is not None and col not in df.columns:
             msg = f"{path}: no column {col!r}; the header has {', '.join(df.columns)}"
@@ -153,7 +158,9 @@ def read_poi(src: PoiSource, path: Path) -> gpd.GeoDataFrame:
     return out
 
 
-def read_zoning(cfg: ZoningConfig, *, base_dir: Path) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+def read_zoning(
+    cfg: ZoningConfig, *, base_dir: Path, role: str | None = "zoning"
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Read the zoning polygons and the rule table a :class:`ZoningConfig` names.
 
     Parameters
@@ -162,6 +169,9 @@ def read_zoning(cfg: ZoningConfig, *, base_dir: Path) -> tuple[gpd.GeoDataFrame,
         The zoning config.
     base_dir
         The folder relative paths resolve against (the config file's folder).
+    role
+        The polygons' role in the build (the rule table's is ``<role>.rules``): control
+        characters are replaced as they are read (one line each) and recorded under it.
 
     Returns
     -------
@@ -199,6 +209,12 @@ def read_zoning(cfg: ZoningConfig, *, base_dir: Path) -> tuple[gpd.GeoDataFrame,
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         msg = f"{rpath}: cannot read the zoning rule table: {exc}"
         raise InputError(msg) from exc
+    zones = clean_input(
+        zones.reset_index(drop=True), role=role, file=zpath, first_row=FEATURE_FIRST_ROW
+    )
+    rules = clean_input(
+        rules.reset_index(drop=True), role=role and f"{role}.rules", file=rpath
+    )
     zones.attrs["path"] = str(zpath)
     rules.attrs["path"] = str(rpath)
     return zones, rules

@@ -28,6 +28,7 @@ import shapely
 from etl._errors import InputError
 from etl.bundle.privacy import RATE_COLUMNS, mark_unstable, suppress_counts
 from etl.config import RegionConfig
+from etl.controls import FEATURE_FIRST_ROW, clean_input
 from etl.fips import COUNTY_NAME_TABLES, STATE_FIPS, geoid_counties
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,9 @@ def _read_outlines(cfg: RegionConfig, crs: Any) -> tuple[gpd.GeoDataFrame, str]:
     if gdf.crs is None:
         msg = f"{path}: the county outlines declare no CRS (.prj missing?); add one, e.g. EPSG:4269"
         raise InputError(msg)
+    gdf = clean_input(
+        gdf.reset_index(drop=True), role="county_outlines", file=path, first_row=FEATURE_FIRST_ROW
+    )
     for key, col in (("id_column", item.id_column), ("name_column", item.name_column)):
         if col is not None and col not in gdf.columns:
             cols = ", ".join(repr(c) for c in gdf.columns if c != gdf.geometry.name)
@@ -420,7 +424,10 @@ def stage_counties(ctx: Any) -> dict[str, Any]:
     }
     if not counties.fips:
         known["note_counties"] = NO_COUNTY_TEXT
-    frames = [read_overdose(src, cfg.resolve(src.path)) for src in cfg.overdose]
+    frames = [
+        read_overdose(src, cfg.resolve(src.path), role=f"overdose.{k}")
+        for k, src in enumerate(cfg.overdose)
+    ]
     if not frames:
         return {"counties": 0, "note": "no overdose sources in the config", **known}
     table = suppress_table(pd.concat(frames, ignore_index=True))

@@ -137,7 +137,9 @@ def read_facilities(
         label = (
             src.name if src.name != "facilities" or len(cfg.facilities) == 1 else f"{src.name}-{k}"
         )
-        kept, rej, count = _read_one(cfg, src, label, outline_proj, to_proj)
+        kept, rej, count = _read_one(
+            cfg, src, label, outline_proj, to_proj, role=f"facilities.{k}"
+        )
         frames.append(kept)
         rejects.append(rej)
         counts[label] = count
@@ -160,6 +162,8 @@ def _read_one(
     label: str,
     outline_proj: shapely.Geometry,
     to_proj: Transformer,
+    *,
+    role: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, dict[str, int]]:
     from etl._errors import InputError
 
@@ -172,6 +176,7 @@ def _read_one(
         layer=src.layer,
         crs=None if fmt == "csv" else src.crs,
         reader_path=cfg.reader_path(src.path),
+        role=role,
     )
     missing = sorted(v for v in src.columns.values() if v not in frame.columns)
     if missing:

@@ -40,6 +40,7 @@ import pandas as pd
 import shapely
 
 from etl._errors import InputError
+from etl.controls import any_controls, clean_input, record_cleaned
 from etl.inputs.addresses import (
     ROUTE_NAME,
     STREET_TYPES,
@@ -164,6 +165,10 @@ class Feed:
     ----------
     path
         The feed folder, the ``.zip`` (members may sit in a sub-folder) or its ``stops.txt``.
+    role
+        The feed's role in the build (``transit``, ``geocoding.reference.<k>``): control
+        characters in any member table are replaced as it is read, said in one line and, with
+        a role, recorded for ``reports/inputs_cleaned.csv`` (:mod:`etl.controls`).
 
     Raises
     ------
@@ -171,7 +176,8 @@ class Feed:
         When the path does not exist or a file that is not ``stops.txt`` is not a zip.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, role: str | None = None) -> None:
+        self.role = role
         path = Path(path)
         if path.is_file() and path.name == "stops.txt":
             path = path.parent
@@ -242,6 +248,14 @@ class Feed:
             msg = f"{self.where(name)}: cannot read as CSV ({exc})"
             raise InputError(msg) from None
         frame.columns = [c.strip() for c in frame.columns]
+        # One line per record and no control character in the text: no cell holds one (the
+        # fast path for a large stop_times.txt). Rows as a spreadsheet numbers them (the
+        # header is row 1), like the rejects.
+        lines = text.count("\n") + (not text.endswith("\n"))
+        if lines != len(frame) + 1 or any_controls(text, allow="\r\n"):
+            frame = clean_input(frame.reset_index(drop=True), role=self.role, file=self.where(name))
+        else:
+            record_cleaned(self.role, self.where(name), [])
         missing = [c for c in (*required, *(usecols or ())) if c not in frame.columns]
         if missing:
             msg = (
@@ -252,13 +266,15 @@ class Feed:
         return frame[usecols] if usecols is not None else frame
 
 
-def read_stops_table(path: str | Path) -> tuple[pd.DataFrame, str]:
+def read_stops_table(path: str | Path, *, role: str | None = None) -> tuple[pd.DataFrame, str]:
     """Read a feed's ``stops.txt`` as strings.
 
     Parameters
     ----------
     path
         A ``stops.txt``, a feed folder or a feed ``.zip``.
+    role
+        The feed's role in the build (see :class:`Feed`).
 
     Returns
     -------
@@ -273,15 +289,28 @@ def read_stops_table(path: str | Path) -> tuple[pd.DataFrame, str]:
         When the feed or its ``stops.txt`` is missing, not UTF-8, not CSV, or lacks
         ``stop_lat``/``stop_lon``/``stop_name``.
     """
-    feed = Feed(path)
+    feed = Feed(path, role=role)
     frame = feed.table(STOPS_FILE, required=("stop_name", "stop_lat", "stop_lon"))
     return frame, feed.where(STOPS_FILE)
 
 
-def feed_agency(path: str | Path) -> str:
-    """Return the feed's first ``agency_name`` ("" when the feed has no readable agency.txt)."""
+def feed_agency(path: str | Path, *, role: str | None = None) -> str:
+    """Return the feed's first ``agency_name`` ("" when the feed has no readable agency.txt).
+
+    Parameters
+    ----------
+    path
+        A ``stops.txt``, a feed folder or a feed ``.zip``.
+    role
+        The feed's role in the build (see :class:`Feed`).
+
+    Returns
+    -------
+    str
+        The agency's name, or "".
+    """
     try:
-        feed = Feed(path)
+        feed = Feed(path, role=role)
         if not feed.has("agency.txt"):
             return ""
         frame = feed.table("agency.txt")
@@ -292,7 +321,9 @@ def feed_agency(path: str | Path) -> str:
     return clean_text(frame["agency_name"].iloc[0])
 
 
-def read_gtfs_reference(path: str | Path, *, source: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_gtfs_reference(
+    path: str | Path, *, source: str = "", role: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a GTFS feed's stops as address points and points on named streets.
 
     Parameters
@@ -301,6 +332,8 @@ def read_gtfs_reference(path: str | Path, *, source: str = "") -> tuple[pd.DataF
         A ``stops.txt``, a feed folder or a feed ``.zip``.
     source
         Source label of the points; default "<agency_name> GTFS stops".
+    role
+        The feed's role in the build (see :class:`Feed`).
 
     Returns
     -------
@@ -320,9 +353,9 @@ def read_gtfs_reference(path: str | Path, *, source: str = "") -> tuple[pd.DataF
     InputError
         See :func:`read_stops_table`.
     """
-    frame, where = read_stops_table(path)
+    frame, where = read_stops_table(path, role=role)
     if not source:
-        agency = feed_agency(path)
+        agency = feed_agency(path, role=role)
         source = f"{agency} GTFS stops" if agency else "GTFS stops"
     n = len(frame)
 

@@ -54,6 +54,7 @@ import pandas as pd
 
 from etl._errors import ConfigError, InputError
 from etl.config import OverdoseSource
+from etl.controls import clean_input
 from etl.fips import COUNTY_NAME_TABLES, STATE_FIPS
 
 logger = logging.getLogger(__name__)
@@ -334,7 +335,7 @@ def _column(frame: pd.DataFrame, name: str | None, path: Path, what: str) -> pd.
     return frame[name]
 
 
-def read_overdose(src: OverdoseSource, path: Path) -> pd.DataFrame:
+def read_overdose(src: OverdoseSource, path: Path, *, role: str | None = None) -> pd.DataFrame:
     """Read one overdose table into the counties schema.
 
     Parameters
@@ -343,6 +344,10 @@ def read_overdose(src: OverdoseSource, path: Path) -> pd.DataFrame:
         How to read the table (format, columns, period, basis).
     path
         The file on disk (the config's ``path`` resolved against the config's folder).
+    role
+        The table's role in the build (``overdose.<k>``): control characters in its cells are
+        replaced as it is read (one line) and recorded under it with their spreadsheet rows
+        (:mod:`etl.controls`).
 
     Returns
     -------
@@ -370,6 +375,7 @@ def read_overdose(src: OverdoseSource, path: Path) -> pd.DataFrame:
     )
     frame = pd.DataFrame(rows, columns=header).astype("string[pyarrow]")
     rownum = np.asarray(numbers, dtype=np.int64)
+    frame = clean_input(frame, role=role, file=path, rows=numbers)
 
     names = _column(frame, name_col, path, "county_column")
     state_abbr = src.setting("state")

@@ -361,6 +361,7 @@ def load_providers(
             layer=src.layer,
             crs=src.crs if "crs" in src.model_fields_set else None,
             reader_path=cfg.reader_path(src.path),
+            role=f"providers.{src.name}",
         )
         changes = frame.attrs.pop(CONTROL_CHARS_ATTR, [])
         cleaned += [

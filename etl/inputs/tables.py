@@ -5,7 +5,8 @@ input is decoded, checked and reported the same way (the file, the byte and line
 Control characters in text cells (NUL, CR/LF inside a quoted field, C0 and C1 controls) are
 replaced by a space as the table is read; each changed cell is listed in
 ``frame.attrs["control_chars"]`` (only where there are any; see :mod:`etl.controls`; a reader
-pops it) and one line says how many.
+pops it) and one line says how many. Given the input's ``role``, the cells are also recorded
+for the build's ``reports/inputs_cleaned.csv`` (:func:`etl.controls.record_cleaned`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ import pandas as pd
 from pyproj import CRS
 
 from etl._errors import InputError
-from etl.controls import any_controls, clean_frame
+from etl.controls import (
+    FEATURE_FIRST_ROW,
+    TABLE_FIRST_ROW,
+    any_controls,
+    clean_frame,
+    log_cleaned,
+    record_cleaned,
+)
 from etl.inputs.addresses import clean_text
 
 logger = logging.getLogger(__name__)
@@ -114,6 +122,7 @@ def read_table(
     layer: str | None = None,
     crs: str | None = None,
     reader_path: str | None = None,
+    role: str | None = None,
 ) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray] | None]:
     """Read a CSV or vector file into text columns and (for vector files) WGS84 lon/lat.
 
@@ -131,6 +140,11 @@ def read_table(
         CRS to assume for a vector layer that declares none (None: such a layer is an error).
     reader_path
         Path string for GDAL (``zip://…!member.shp``); default ``path``.
+    role
+        The input's role in the build (as in the manifest's ``inputs``, e.g.
+        ``providers.clinics``): its cleaned cells are recorded under it (rows of a CSV as a
+        spreadsheet numbers them, the header being row 1; features of a GIS file from 1).
+        None: only ``attrs`` and the log line.
 
     Returns
     -------
@@ -166,7 +180,9 @@ def read_table(
         # line per record and no other control character, no cell holds one (fast path).
         lines = text.count("\n") + (not text.endswith("\n"))
         if lines != len(frame) + 1 or any_controls(text, allow="\r\n"):
-            frame = _clean_controls(frame, path)
+            frame = _clean_controls(frame, path, role=role, first_row=TABLE_FIRST_ROW)
+        else:
+            record_cleaned(role, path, [])
         return frame, None
     import pyogrio
 
@@ -196,7 +212,12 @@ def read_table(
     empty = pts.isna() | pts.is_empty
     lon = np.where(empty, np.nan, pts.x.to_numpy(float, na_value=np.nan))
     lat = np.where(empty, np.nan, pts.y.to_numpy(float, na_value=np.nan))
-    frame = _clean_controls(pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), path)
+    frame = _clean_controls(
+        pd.DataFrame(gdf.drop(columns=gdf.geometry.name)),
+        path,
+        role=role,
+        first_row=FEATURE_FIRST_ROW,
+    )
     changes = frame.attrs.pop(CONTROL_CHARS_ATTR, [])
     for c in frame.columns:
         frame[c] = frame[c].map(clean_text).astype(object)
@@ -207,15 +228,21 @@ def read_table(
     return frame, (lon, lat)
 
 
-def _clean_controls(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Replace control characters in a table's text cells; list and log the cells changed.
+def _clean_controls(
+    frame: pd.DataFrame, path: Path, *, role: str | None, first_row: int
+) -> pd.DataFrame:
+    """Replace control characters in a table's text cells; list, log and record the cells.
 
     Parameters
     ----------
     frame
         The table as read (index 0..n-1 in file order).
     path
-        Its file (for the log line).
+        Its file (for the log line and the record).
+    role
+        The input's role (None: not recorded for the build's report).
+    first_row
+        Number of the first data row (2 for a CSV, the header being row 1; 1 for features).
 
     Returns
     -------
@@ -227,18 +254,6 @@ def _clean_controls(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     if changes:
         # Only when there are any: pandas deep-copies attrs on every operation.
         cleaned.attrs[CONTROL_CHARS_ATTR] = changes
-        rows = sorted({c["position"] for c in changes})
-        shown = ", ".join(str(r + 2) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
-        found = sorted({name for c in changes for name in c["found"].split(", ")})
-        logger.warning(
-            "%s: replaced control characters (%s) by spaces in %d cell%s of %d row%s "
-            "(rows %s, the header being row 1)",
-            path.name,
-            ", ".join(found),
-            len(changes),
-            "s" * (len(changes) != 1),
-            len(rows),
-            "s" * (len(rows) != 1),
-            shown,
-        )
+    log_cleaned(path, changes, first_row=first_row)
+    record_cleaned(role, path, changes, first_row=first_row)
     return cleaned

@@ -296,7 +296,7 @@ def read_timetable(path: str | Path, date: dt.date | str) -> Timetable:
         except ValueError:
             msg = f"{DATE_KEY}: {date!r} is not a date; write it as YYYY-MM-DD"
             raise InputError(msg) from None
-    feed = Feed(path)
+    feed = Feed(path, role="transit")
     if not feed.has("stop_times.txt"):
         _stop_times(feed, pd.DataFrame({"trip_id": []}))  # raises the one-line message
     trips = feed.table("trips.txt", required=("route_id", "service_id", "trip_id"))

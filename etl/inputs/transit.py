@@ -78,6 +78,7 @@ def read_gtfs_stops(
     region: shapely.Geometry | None = None,
     buffer_km: float = 0.0,
     crs: str = "EPSG:4326",
+    role: str | None = "transit",
 ) -> TransitStops:
     """Read a GTFS feed's stops and stations, with the routes serving each.
 
@@ -92,6 +93,9 @@ def read_gtfs_stops(
         How far beyond the outline stops are kept.
     crs
         Projected CRS for distances (the region's).
+    role
+        The feed's role in the build: control characters in its tables are replaced as they
+        are read and recorded under it (:class:`etl.inputs.gtfs.Feed`).
 
     Returns
     -------
@@ -104,7 +108,7 @@ def read_gtfs_stops(
         When the feed, ``stops.txt`` or one of its required columns is missing, or a file
         is not UTF-8 CSV.
     """
-    feed = Feed(path)
+    feed = Feed(path, role=role)
     df = feed.table("stops.txt", required=REQUIRED)
     df["row"] = np.arange(len(df)) + 2
     for col in ("stop_code", "stop_name", "stop_desc", "location_type", "parent_station",

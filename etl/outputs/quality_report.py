@@ -305,6 +305,10 @@ def write_quality_report(
         "rejects": out / "providers_rejects.csv",
         "merges": out / "providers_merges.csv",
     }
+    # In a stage command's build these are hard links to the current bundle's files: remove
+    # them, never write through them (and no list of cleaned cells of an earlier build stays).
+    for name in ("providers_off_network.csv", "providers_cleaned.csv", *map(str, paths.values())):
+        (out / Path(name).name).unlink(missing_ok=True)
     if off_network is not None:
         paths["off_network"] = out / "providers_off_network.csv"
         safe_table(off_network_table(off_network)).to_csv(paths["off_network"], index=False)
