@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import repeat
 
-import h3
+import h3.api.numpy_int as h3int
 import numpy as np
 
 from etl.engine.network import ModeNetwork
@@ -21,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 #: Fine H3 resolution per mode for polygons (res 9 ≈ 174 m edge, res 10 ≈ 66 m edge).
 DEFAULT_FINE_RES: dict[str, int] = {"drive": 9, "walk": 10}
+
+#: Points per batch handed to h3 in :func:`cells_of` (bounds the Python floats held at once).
+CELLS_BATCH: int = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def sample_streets(
     sa, sb = a[street], b[street]
     lon = net.lon[sa] + frac * (net.lon[sb] - net.lon[sa])
     lat = net.lat[sa] + frac * (net.lat[sb] - net.lat[sa])
-    cell = cells_of(lat, lon, res)
+    cell = _sample_cells(net, sa, sb, frac, lat, lon, res)
     samples = StreetSamples(
         a=sa,
         b=sb,
@@ -124,14 +128,94 @@ def sample_streets(
 
 
 def cells_of(lat: np.ndarray, lon: np.ndarray, res: int) -> np.ndarray:
-    """Return the H3 cells (uint64) of WGS84 points."""
-    to_cell = h3.latlng_to_cell
-    to_int = h3.str_to_int
-    return np.fromiter(
-        (to_int(to_cell(y, x, res)) for y, x in zip(lat.tolist(), lon.tolist(), strict=True)),
-        dtype=np.uint64,
-        count=len(lat),
+    """Return the H3 cells of WGS84 points.
+
+    Parameters
+    ----------
+    lat, lon
+        WGS84 coordinates, degrees (same length).
+    res
+        H3 resolution.
+
+    Returns
+    -------
+    numpy.ndarray
+        One cell (uint64) per point, in the order given.
+
+    Notes
+    -----
+    h3-py 4 has no array form of ``latlng_to_cell`` (uber/h3-py#341), so this is one call per
+    point, but of the integer API (:mod:`h3.api.numpy_int`), mapped over the coordinates in
+    batches of :data:`CELLS_BATCH`: no hexadecimal string is made and parsed back per point
+    (about twice as fast as ``str_to_int(latlng_to_cell(...))``), same cells.
+    """
+    lat = np.asarray(lat)
+    lon = np.asarray(lon)
+    if len(lat) != len(lon):
+        msg = f"cells_of: {len(lat)} latitudes but {len(lon)} longitudes"
+        raise ValueError(msg)
+    out = np.empty(len(lat), dtype=np.uint64)
+    to_cell = h3int.latlng_to_cell
+    for start in range(0, len(lat), CELLS_BATCH):
+        ys = lat[start : start + CELLS_BATCH].tolist()
+        xs = lon[start : start + CELLS_BATCH].tolist()
+        out[start : start + len(ys)] = np.fromiter(
+            map(to_cell, ys, xs, repeat(res, len(ys))), dtype=np.uint64, count=len(ys)
+        )
+    return out
+
+
+def _sample_cells(
+    net: ModeNetwork,
+    a: np.ndarray,
+    b: np.ndarray,
+    frac: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    res: int,
+) -> np.ndarray:
+    """Fine H3 cell of each street sample, each street end node's cell computed once.
+
+    Most samples are street ends (about 70 % on Franklin County's networks at 40 m), and a
+    node is the end of every street that meets it, so its cell is computed once and shared.
+    A sample takes its node's cell only where its coordinates are bit-for-bit the node's, so
+    every cell is the one :func:`cells_of` gives for the sample's own coordinates.
+
+    Parameters
+    ----------
+    net
+        The network the samples lie on.
+    a, b, frac
+        Each sample's street end nodes and its position from ``a`` (0) to ``b`` (1).
+    lat, lon
+        Each sample's WGS84 coordinates (float64).
+    res
+        H3 resolution.
+
+    Returns
+    -------
+    numpy.ndarray
+        One cell (uint64) per sample.
+    """
+    node_lat = np.asarray(net.lat, dtype=np.float64)
+    node_lon = np.asarray(net.lon, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64)
+    lon = np.asarray(lon, dtype=np.float64)
+    node = np.where(frac == 0.0, a, b)
+    at_node = (
+        ((frac == 0.0) | (frac == 1.0))
+        & (lat.view(np.int64) == node_lat[node].view(np.int64))
+        & (lon.view(np.int64) == node_lon[node].view(np.int64))
     )
+    used = np.zeros(net.n_nodes, dtype=bool)
+    used[node[at_node]] = True
+    ids = np.flatnonzero(used)
+    node_cell = np.zeros(net.n_nodes, dtype=np.uint64)
+    node_cell[ids] = cells_of(node_lat[ids], node_lon[ids], res)
+    cell = node_cell[node]
+    off = np.flatnonzero(~at_node)
+    cell[off] = cells_of(lat[off], lon[off], res)
+    return cell
 
 
 def sample_times(samples: StreetSamples, node_time_s: np.ndarray) -> np.ndarray:

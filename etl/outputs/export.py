@@ -333,7 +333,34 @@ def view_text(category: str, mode: str, threshold_min: float | None) -> str:
     return f"{care}, {how}, {threshold_min:g}-minute threshold"
 
 
-def desert_at(bundle: Bundle, category: str, mode: str, threshold_min: float) -> DesertAt:
+def region_outline(bundle: Bundle) -> shapely.Geometry | None:
+    """The outline (WGS84) deserts are clipped to: the ``region`` layer, else the areas.
+
+    Parameters
+    ----------
+    bundle
+        An opened bundle.
+
+    Returns
+    -------
+    shapely.Geometry or None
+        The union of the layer's geometries; None for a bundle with neither layer.
+    """
+    region = "region" if "region" in bundle.layer_names else "areas"
+    if region not in bundle.layer_names:
+        return None
+    return shapely.union_all(bundle.read_layer(region).to_crs("EPSG:4326").geometry)
+
+
+def desert_at(
+    bundle: Bundle,
+    category: str,
+    mode: str,
+    threshold_min: float,
+    *,
+    outline: shapely.Geometry | None = None,
+    samples_by_mode: dict[str, Any] | None = None,
+) -> DesertAt:
     """The desert of one (category, mode) at any threshold, from the bundle's arrays.
 
     Each person is counted as the build and the map page count them
@@ -341,6 +368,22 @@ def desert_at(bundle: Bundle, category: str, mode: str, threshold_min: float) ->
     network are not covered), and the land is drawn as the build draws it
     (:func:`etl.engine.counting.desert_cells`: the street cells slower than the threshold plus
     the cells of every person counted in the desert), clipped to the region.
+
+    Parameters
+    ----------
+    bundle
+        An opened bundle.
+    category, mode
+        The pair.
+    threshold_min
+        The threshold, minutes.
+    outline
+        :func:`region_outline` of the bundle, when the caller holds it (computed once for
+        several deserts); computed here when None.
+    samples_by_mode
+        Street samples (:func:`etl.engine.streets.sample_streets` of the bundle's networks)
+        by mode, shared by the caller across several deserts: the mode's are taken from it,
+        or made and put in it. None: made here for this desert alone.
 
     Raises
     ------
@@ -387,7 +430,11 @@ def desert_at(bundle: Bundle, category: str, mode: str, threshold_min: float) ->
     by_area = frame.groupby("area", sort=False)[["cov", "in", "out"]].sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         share = (by_area["in"] / by_area["cov"]).where(by_area["cov"] > 0)
-    samples = sample_streets(bundle.network(mode))
+    samples = None if samples_by_mode is None else samples_by_mode.get(mode)
+    if samples is None:
+        samples = sample_streets(bundle.network(mode))
+        if samples_by_mode is not None:
+            samples_by_mode[mode] = samples
     cells, best = cell_times(samples, node_time)
     person_cells = cells_of(
         people["lat"].to_numpy(dtype=float), people["lon"].to_numpy(dtype=float), samples.res
@@ -395,9 +442,9 @@ def desert_at(bundle: Bundle, category: str, mode: str, threshold_min: float) ->
     land = cells_to_polygon(
         desert_cells(cells, best, threshold * 60.0, person_cells, t, weight)
     )
-    region = "region" if "region" in bundle.layer_names else "areas"
-    if region in bundle.layer_names:
-        outline = shapely.union_all(bundle.read_layer(region).to_crs("EPSG:4326").geometry)
+    if outline is None:
+        outline = region_outline(bundle)
+    if outline is not None:
         land = shapely.intersection(land, outline)
     out = DesertAt(
         category=category, mode=mode, threshold_min=threshold,
@@ -601,7 +648,13 @@ def _views(
             "choose a category with sites"
         )
         raise ExportError(msg)
-    return [desert_at(bundle, c, m, threshold) for c, m in pairs]
+    # The outline and each mode's street samples are the same for every pair: made once.
+    outline = region_outline(bundle)
+    samples_by_mode: dict[str, Any] = {}
+    return [
+        desert_at(bundle, c, m, threshold, outline=outline, samples_by_mode=samples_by_mode)
+        for c, m in pairs
+    ]
 
 
 def _view_record(
