@@ -20,7 +20,7 @@ import json
 import logging
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -47,6 +47,7 @@ from etl.bundle.store import (
 )
 from etl.categories import CATEGORIES, CATEGORY_LABELS, site_mask
 from etl.config import RegionConfig
+from etl.controls import REPORT_COLUMNS, CleanedLedger, cleaned_table, recording
 from etl.engine.access import beyond_network, nearest_site_times, routable_sites, snap_points
 from etl.engine.capacity import capacity_access, capacity_sources
 from etl.engine.counting import band_cells, covered_mask, desert_cells, people_times
@@ -66,6 +67,7 @@ from etl.inputs.areas import (
 from etl.inputs.counties import stage_counties
 from etl.inputs.siting import stage_barriers
 from etl.inputs.transit import stage_transit
+from etl.outputs.cells import safe_cell, safe_table
 from etl.validate import resolve_crs
 
 logger = logging.getLogger(__name__)
@@ -278,10 +280,10 @@ def _address_points(cfg: RegionConfig) -> gpd.GeoDataFrame | None:
     from etl.inputs.geocode import read_reference
 
     frames = []
-    for ref in cfg.geocoding.reference:
+    for k, ref in enumerate(cfg.geocoding.reference):
         if ref.use != "address_points":
             continue
-        points, _ = read_reference(ref, resolve=cfg.resolve)
+        points, _ = read_reference(ref, resolve=cfg.resolve, role=f"geocoding.reference.{k}")
         frames.append(points)
     if not frames:
         return None
@@ -309,10 +311,17 @@ def _region_outline(ctx: BuildContext) -> shapely.Geometry:
 
 def stage_providers(ctx: BuildContext) -> dict[str, Any]:
     """Read every provider list into one layer and snap each site to each network."""
+    from etl.inputs.geocode import geocoder_from_config, reference_cache_record
     from etl.inputs.providers import load_providers
 
     cfg = ctx.cfg
-    result = load_providers(cfg, _region_outline(ctx), cache_dir=ctx.writer.geodata_dir / ".cache")
+    cache_dir = ctx.writer.geodata_dir / ".cache"
+    # the parsed geocoding reference is re-used from <geodata>/.cache/geocode while its inputs
+    # are unchanged; the manifest says whether it was (stages.providers.geocode_reference)
+    geocoder = geocoder_from_config(
+        cfg, cache_dir=cache_dir, reference_cache_dir=cache_dir / "geocode"
+    )
+    result = load_providers(cfg, _region_outline(ctx), geocoder=geocoder, cache_dir=cache_dir)
     providers = result.providers.to_crs("EPSG:4326").reset_index(drop=True)
     hidden = (
         ~providers["show_exact"].fillna(True).astype(bool).to_numpy()
@@ -373,6 +382,7 @@ def stage_providers(ctx: BuildContext) -> dict[str, Any]:
         "rejected": len(result.rejects),
         "sources": result.report,
         "reports": report_files,
+        **({"geocode_reference": ref} if (ref := reference_cache_record(geocoder)) else {}),
     }
 
 
@@ -551,6 +561,8 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
     bar = tqdm(tasks, desc="compute-access", unit="pair", disable=not ctx.progress, leave=False)
     samples_by_mode = {}
     outline = _region_outline(ctx)
+    # The region's res-9 cells by res-8 parent: the same for every mode, so computed once.
+    region_parents = _region_parent_counts(outline)
     # One model of who is counted: a people point is covered by a mode when the mode's nearest
     # node is within access.cover_m; people the areas stage left beyond the network have no
     # point at all. Everyone else is "not covered", never in a desert, a band or within reach.
@@ -575,7 +587,13 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
             people["lat"].to_numpy(float), people["lon"].to_numpy(float), samples.res
         )
         coverage[mode] = _mode_coverage(
-            mode, covered_by_mode[mode], weight, total_people, cfg.access.cover_m, samples, outline
+            mode,
+            covered_by_mode[mode],
+            weight,
+            total_people,
+            cfg.access.cover_m,
+            samples,
+            region_parents,
         )
     arrays: dict[str, dict[str, np.ndarray]] = {m: {} for m in cfg.network.modes}
     for category, mode in bar:
@@ -764,9 +782,7 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
             geometry=gpd.points_from_xy(people["lon"], people["lat"]),
             crs="EPSG:4326",
         )
-        blocked = desert_and_blocked(
-            deserts.to_crs(cfg.crs), ctx.layer("barriers"), people=points
-        )
+        blocked = desert_and_blocked(deserts.to_crs(cfg.crs), ctx.layer("barriers"), people=points)
         ctx.writer.write_layer(
             "desert_blocked",
             blocked.to_crs("EPSG:4326"),
@@ -803,6 +819,33 @@ def stage_access(ctx: BuildContext) -> dict[str, Any]:
 COVERAGE_WARN_SHARE = 0.05
 
 
+def _region_parent_counts(outline: shapely.Geometry) -> dict[str, int]:
+    """The region's res-9 H3 cells counted by res-8 parent, for :func:`_mode_coverage`.
+
+    Parameters
+    ----------
+    outline
+        The region's outline (WGS84).
+
+    Returns
+    -------
+    dict
+        Res-8 cell → number of the region's res-9 cells (``h3.geo_to_cells`` of each part of
+        the outline, cells shared by two parts counted once) whose parent it is.
+    """
+    import h3
+
+    region_cells: set[str] = set()
+    for part in getattr(outline, "geoms", [outline]):
+        if not part.is_empty:
+            region_cells.update(h3.geo_to_cells(part.__geo_interface__, 9))
+    counts: dict[str, int] = {}
+    for c in region_cells:
+        parent = h3.cell_to_parent(c, 8)
+        counts[parent] = counts.get(parent, 0) + 1
+    return counts
+
+
 def _mode_coverage(
     mode: str,
     covered: np.ndarray,
@@ -810,7 +853,7 @@ def _mode_coverage(
     population: float,
     cover_m: float,
     samples: Any,
-    outline: shapely.Geometry,
+    region_parents: Mapping[str, int],
 ) -> dict[str, Any]:
     """Who a mode's network covers: the one number every page, print and export shows.
 
@@ -828,8 +871,9 @@ def _mode_coverage(
         ``access.cover_m``.
     samples
         The mode's street samples (:func:`etl.engine.streets.sample_streets`).
-    outline
-        The region's outline (WGS84).
+    region_parents
+        The region's res-9 cells counted by res-8 parent (:func:`_region_parent_counts` of
+        the outline, computed once per build for every mode).
 
     Returns
     -------
@@ -851,12 +895,9 @@ def _mode_coverage(
     near: set[str] = set()
     for c in street:
         near.update(h3.grid_disk(c, 1))
-    region_cells: set[str] = set()
-    for part in getattr(outline, "geoms", [outline]):
-        if not part.is_empty:
-            region_cells.update(h3.geo_to_cells(part.__geo_interface__, 9))
-    inside = sum(h3.cell_to_parent(c, 8) in near for c in region_cells)
-    area_beyond = 1.0 - inside / len(region_cells) if region_cells else 0.0
+    n_region = sum(region_parents.values())
+    inside = sum(n for parent, n in region_parents.items() if parent in near)
+    area_beyond = 1.0 - inside / n_region if n_region else 0.0
     share_people = not_covered / people if people else 0.0
     logger.info(
         "compute-access: %s network covers %s of %s people (nearest node within %g m); "
@@ -1040,11 +1081,14 @@ def run_build(
     overwrite: bool = False,
     progress: bool = True,
     wait: bool = False,
+    if_missing: bool = False,
 ) -> Path:
     """Run the pipeline from ``start`` to the end and publish the bundle atomically.
 
     One build of a region runs at a time (:func:`etl.bundle.store.region_lock`); with the
     lock held, the temporary folders of earlier builds that were killed are removed first.
+    Control characters cleaned in any input are listed in ``reports/inputs_cleaned.csv``,
+    counted per stage (``stages.<stage>.cleaned``) and in the manifest's ``inputs_cleaned``.
 
     Parameters
     ----------
@@ -1061,6 +1105,10 @@ def run_build(
     wait
         When another build of the region runs, wait for it instead of raising
         :class:`etl.bundle.store.RegionLockedError`.
+    if_missing
+        Build only when the region has no bundle: the check is made with the lock held, so
+        a build that another process is running is waited for (whatever ``wait`` says) and
+        its bundle, once published, found; nothing is then built.
 
     Returns
     -------
@@ -1068,7 +1116,11 @@ def run_build(
         The bundle path (``geodata/<region>``).
     """
     geodata_dir = Path(geodata_dir)
-    with region_lock(geodata_dir, cfg.name, wait=wait):
+    with region_lock(geodata_dir, cfg.name, wait=wait or if_missing):
+        target = bundle_path(geodata_dir, cfg.name)
+        if if_missing and (target / "manifest.json").exists():
+            logger.info("bundle %s exists; nothing to do", target)
+            return target
         remove_stale_builds(geodata_dir, cfg.name)
         return _run_build(cfg, geodata_dir, start=start, overwrite=overwrite, progress=progress)
 
@@ -1105,17 +1157,90 @@ def _run_build(
     with write_bundle(geodata_dir, cfg.name, seed_from_current=start != "network") as writer:
         ctx = BuildContext(cfg=cfg, writer=writer, previous=previous, progress=progress)
         stage_counts = dict(previous.manifest.get("stages", {})) if previous else {}
+        ledger = CleanedLedger()
         for stage in STAGES[STAGES.index(start) :]:
             t0 = time.perf_counter()
-            counts = STAGE_FUNCS[stage](ctx)
+            with recording() as found:
+                counts = STAGE_FUNCS[stage](ctx)
+            counts["cleaned"] = len(cleaned_table(found.rows))
+            ledger.rows += found.rows
+            ledger.inputs |= found.inputs
             counts["seconds"] = round(time.perf_counter() - t0, 2)
             stage_counts[stage] = counts
             logger.info("stage %-9s done in %6.2f s: %s", stage, counts["seconds"], _brief(counts))
+        cleaned = _write_inputs_cleaned(writer, ledger, cfg.name)
         _check_privacy(writer)
         _check_drawn(writer)
-        write_manifest(writer, _manifest(cfg, inputs, stage_counts))
+        manifest = _manifest(cfg, inputs, stage_counts)
+        manifest["inputs_cleaned"] = cleaned
+        write_manifest(writer, manifest)
     logger.info("build %s: bundle %s in %.1f s", cfg.name, target, time.perf_counter() - t_all)
     return target
+
+
+#: The build-wide list of input cells whose control characters were replaced.
+INPUTS_CLEANED_REPORT: str = "reports/inputs_cleaned.csv"
+
+
+def _write_inputs_cleaned(
+    writer: BundleWriter, ledger: CleanedLedger, region: str
+) -> dict[str, Any]:
+    """Write ``reports/inputs_cleaned.csv``, say how many cells in one line, return the counts.
+
+    A stage command re-reads only its stages' inputs: the rows of the input files it did not
+    read are kept from the current bundle's report (seeded into the build folder).
+
+    Parameters
+    ----------
+    writer
+        The build being written.
+    ledger
+        The cells the stages of this run cleaned, and the inputs they read.
+    region
+        The region's name (for the log line).
+
+    Returns
+    -------
+    dict
+        ``cells`` (the number of cells cleaned), ``inputs`` (cells per input role, only
+        those with any) and ``report`` (the report's path in the bundle).
+    """
+    path = writer.tmp / INPUTS_CLEANED_REPORT
+    rows = list(ledger.rows)
+    if path.exists():  # a stage command: the current bundle's rows for inputs not re-read
+        try:
+            kept = pd.read_csv(path, dtype={"input": str, "file": str, "column": str,
+                                            "found": str}, keep_default_na=False)  # fmt: skip
+        except (ValueError, pd.errors.ParserError) as exc:
+            logger.warning("%s of the current bundle is unreadable (%s); not kept", path.name, exc)
+            kept = pd.DataFrame(columns=list(REPORT_COLUMNS))
+        if list(kept.columns) == list(REPORT_COLUMNS):
+            # as written: the report's cells are defused for spreadsheets (safe_cell)
+            done = {(safe_cell(i), safe_cell(f)) for i, f in ledger.inputs}
+            pairs = zip(kept["input"], kept["file"], strict=True)
+            read = np.array([pair in done for pair in pairs], dtype=bool)
+            rows += kept[~read].to_dict("records")
+        path.unlink()  # a hard link to the current bundle's file: never written through
+    table = cleaned_table(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safe_table(table).to_csv(path, index=False)
+    per_input = {str(k): int(v) for k, v in table["input"].value_counts(sort=False).items()}
+    per_input = dict(sorted(per_input.items()))
+    if len(table):
+        logger.warning(
+            "build %s: replaced control characters by spaces in %d cell%s of %d input%s (%s); "
+            "each is listed in %s",
+            region,
+            len(table),
+            "s" * (len(table) != 1),
+            len(per_input),
+            "s" * (len(per_input) != 1),
+            ", ".join(f"{k} {v:,}" for k, v in per_input.items()),
+            INPUTS_CLEANED_REPORT,
+        )
+    else:
+        logger.info("build %s: no control character in any input", region)
+    return {"cells": len(table), "inputs": per_input, "report": INPUTS_CLEANED_REPORT}
 
 
 def _check_privacy(writer: BundleWriter) -> None:
@@ -1189,8 +1314,11 @@ def _brief(counts: dict[str, Any]) -> str:
             "coverage",
             "off_network",
             "capacity",
+            "geocode_reference",
         }:
             continue
+        if k == "cleaned" and not v:
+            continue  # said only where a stage cleaned any cell
         if isinstance(v, dict):
             v = ", ".join(
                 f"{kk} {vv:,}" if isinstance(vv, int) else f"{kk} {vv}" for kk, vv in v.items()

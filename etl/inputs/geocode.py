@@ -245,6 +245,8 @@ class ReferenceIndex:
     _extent: dict[str, float] = field(default_factory=dict, repr=False)
     _to_metric: Transformer | None = field(default=None, repr=False)
     _to_wgs84: Transformer | None = field(default=None, repr=False)
+    #: how the index was had (see :func:`cached_reference_index`); empty: built, no cache
+    cache_record: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_frames(
@@ -748,7 +750,7 @@ def read_osm_reference(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def read_reference(
-    ref: ReferenceSource, *, resolve: Callable[[str], Path] = Path
+    ref: ReferenceSource, *, resolve: Callable[[str], Path] = Path, role: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read one reference file into address points (or centroid points) and street lines.
 
@@ -758,6 +760,9 @@ def read_reference(
         The reference source from the config.
     resolve
         Turns a config path into a file path (``RegionConfig.resolve``).
+    role
+        The reference's role in the build (``geocoding.reference.<k>``): the cells whose
+        control characters were replaced are recorded under it (:mod:`etl.controls`).
 
     Returns
     -------
@@ -790,7 +795,7 @@ def read_reference(
     if fmt == "osm":
         return read_osm_reference(path)
     if fmt == "gtfs":
-        return read_gtfs_reference(path, source=ref.source)
+        return read_gtfs_reference(path, source=ref.source, role=role)
     frame, lonlat = read_table(
         path,
         fmt=fmt,
@@ -798,6 +803,7 @@ def read_reference(
         layer=ref.layer,
         crs=ref.crs if "crs" in ref.model_fields_set else None,
         reader_path=str(path),
+        role=role,
     )
     cols = dict(ref.columns)
     missing = sorted(c for c in cols.values() if c not in frame.columns)
@@ -860,8 +866,8 @@ def build_reference_index(
         The combined index.
     """
     points, streets, centroids, zip_points = [], [], [], []
-    for ref in refs:
-        pts, lines = read_reference(ref, resolve=resolve)
+    for k, ref in enumerate(refs):
+        pts, lines = read_reference(ref, resolve=resolve, role=f"geocoding.reference.{k}")
         if ref.use == "zip_centres":
             zip_points.append(pts)
             continue
@@ -1698,6 +1704,7 @@ def geocoder_from_config(
     geocoding: GeocodingConfig | None = None,
     *,
     cache_dir: Path | None = None,
+    reference_cache_dir: Path | None = None,
 ) -> Geocoder | None:
     """Build the geocoder a region config asks for.
 
@@ -1709,6 +1716,10 @@ def geocoder_from_config(
         The geocoding section; default ``cfg.geocoding`` when the config has one.
     cache_dir
         Folder for the online cache when ``geocoding.cache`` is not set.
+    reference_cache_dir
+        Folder where the parsed reference index is cached by its inputs
+        (:func:`cached_reference_index`), e.g. ``<geodata>/.cache/geocode``; None builds
+        it anew.
 
     Returns
     -------
@@ -1721,7 +1732,12 @@ def geocoder_from_config(
         return None
     chain: list[Geocoder] = []
     if gcfg.reference:
-        index = build_reference_index(gcfg.reference, resolve=cfg.resolve, crs=cfg.crs)
+        if reference_cache_dir is not None:
+            index = cached_reference_index(
+                gcfg.reference, resolve=cfg.resolve, crs=cfg.crs, cache_dir=reference_cache_dir
+            )
+        else:
+            index = build_reference_index(gcfg.reference, resolve=cfg.resolve, crs=cfg.crs)
         chain.append(
             OfflineGeocoder(
                 index, fuzzy_min_score=gcfg.fuzzy_min_score, max_hint_km=gcfg.max_hint_km
@@ -1742,3 +1758,504 @@ def geocoder_from_config(
     if not chain:
         return None
     return chain[0] if len(chain) == 1 else GeocoderChain(chain, accept=gcfg.accept)
+
+
+# --------------------------------------------------------------------------------------
+# The parsed reference, cached by its inputs
+# --------------------------------------------------------------------------------------
+
+#: Bump when reading, parsing or indexing the references changes what an index holds, or
+#: when the cache files' layout changes: every cached index is then rebuilt once.
+REFERENCE_CACHE_VERSION: Final[int] = 1
+#: What a cache file says it is (a file without it is foreign and ignored).
+REFERENCE_CACHE_FORMAT: Final[str] = "access-atlas geocoding reference index"
+#: Modules whose code shapes the index: their source is part of the cache key too, so that an
+#: edit there cannot re-use an index built by the old code even if the version is not bumped.
+_REFERENCE_CODE: Final[tuple[str, ...]] = (
+    "etl/controls.py",
+    "etl/inputs/addresses.py",
+    "etl/inputs/geocode.py",
+    "etl/inputs/gtfs.py",
+    "etl/inputs/tables.py",
+)
+#: Packages whose versions shape the index (address parsing, projections, geometry, readers).
+_REFERENCE_PACKAGES: Final[tuple[str, ...]] = (
+    "usaddress", "pyproj", "shapely", "numpy", "pandas", "pyarrow", "pyogrio", "osmium",
+)  # fmt: skip
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's files (names and contents), as the manifest has it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            h.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with file.open("rb") as f:
+            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _reference_files(ref: ReferenceSource, path: Path) -> list[Path]:
+    """The files one reference is read from: the file or folder, and the side files it needs."""
+    files = [path]
+    if path.is_file() and path.suffix.lower() == ".shp":
+        files += sorted(p for p in path.parent.glob(f"{path.stem}.*") if p != path)
+    if path.is_file() and path.name == "stops.txt":  # a GTFS stops.txt: its agency names it
+        agency = path.parent / "agency.txt"
+        if agency.is_file():
+            files.append(agency)
+    return files
+
+
+def _code_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    root = Path(__file__).resolve().parents[2]
+    out = {name: _digest(root / name) for name in _REFERENCE_CODE if (root / name).is_file()}
+    for pkg in _REFERENCE_PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = ""
+    return out
+
+
+def reference_cache_key(
+    refs: Sequence[ReferenceSource],
+    *,
+    resolve: Callable[[str], Path] = Path,
+    crs: str | None = None,
+) -> tuple[str, list[dict[str, Any]]] | None:
+    """The cache key of the index that :func:`build_reference_index` would build.
+
+    Parameters
+    ----------
+    refs
+        Reference sources (``geocoding.reference`` of a region config), in order.
+    resolve
+        Turns a config path into a file path.
+    crs
+        The metric CRS the index is built in.
+
+    Returns
+    -------
+    (str, list of dict) or None
+        The SHA-256 (hex) of :data:`REFERENCE_CACHE_VERSION`, the code and package versions
+        that shape the index, ``crs``, every reference's settings and the SHA-256 of its
+        files; and one record per reference (``role``, ``path``, ``resolved``, ``sha256``,
+        ``bytes``). None when a reference file is missing (the build then says so).
+    """
+    import hashlib
+
+    inputs: list[dict[str, Any]] = []
+    settings: list[dict[str, Any]] = []
+    for k, ref in enumerate(refs):
+        path = resolve(ref.path)
+        if not path.exists():
+            return None
+        files = _reference_files(ref, path)
+        digests = [_digest(f) for f in files]
+        size = sum(
+            sum(p.stat().st_size for p in f.rglob("*") if p.is_file()) if f.is_dir()
+            else f.stat().st_size
+            for f in files
+        )  # fmt: skip
+        inputs.append(
+            {
+                "role": f"geocoding.reference.{k}",
+                "path": ref.path,
+                "resolved": str(path),
+                "sha256": digests[0],
+                "bytes": size,
+            }
+        )
+        settings.append(
+            {
+                "settings": ref.model_dump(mode="json"),
+                "set": sorted(ref.model_fields_set),  # an explicit crs is read differently
+                "files": [[f.name, d] for f, d in zip(files, digests, strict=True)],
+            }
+        )
+    payload = {
+        "format": REFERENCE_CACHE_FORMAT,
+        "version": REFERENCE_CACHE_VERSION,
+        "code": _code_versions(),
+        "crs": crs,
+        "references": settings,
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest(), inputs
+
+
+def _pack_strings(values: Sequence[str]) -> np.ndarray:
+    # a fixed-width unicode array (no pickling); "" kept as ""
+    return np.array(list(values), dtype=str) if len(values) else np.array([], dtype="<U1")
+
+
+def _pack_ragged(
+    groups: Sequence[np.ndarray], *, dtype: Any, width: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate arrays (rows of ``width`` columns when given) with their offsets."""
+    sizes = np.array([len(g) for g in groups], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    shape: tuple[int, ...] = (0,) if width is None else (0, width)
+    flat = np.concatenate([np.asarray(g, dtype=dtype) for g in groups]) if len(groups) else None
+    return (flat if flat is not None else np.empty(shape, dtype=dtype)), offsets
+
+
+def _unpack_ragged(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    return [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def _index_arrays(index: ReferenceIndex) -> dict[str, np.ndarray]:
+    """Everything of an index but its points table, as plain arrays (for ``np.savez``)."""
+    out: dict[str, np.ndarray] = {}
+    keys = list(index.streets)
+    wkb = [np.frombuffer(shapely.to_wkb(index.streets[k]), dtype=np.uint8) for k in keys]
+    out["streets_keys"] = _pack_strings(keys)
+    out["streets_wkb"], out["streets_off"] = _pack_ragged(wkb, dtype=np.uint8)
+
+    keys = list(index.street_points)
+    out["sp_keys"] = _pack_strings(keys)
+    out["sp_xy"], out["sp_off"] = _pack_ragged(
+        [index.street_points[k] for k in keys], dtype=float, width=2
+    )
+    pairs = list(index._crossings)
+    ends = [sorted(p) for p in pairs]
+    out["cr_a"] = _pack_strings([e[0] for e in ends])
+    out["cr_b"] = _pack_strings([e[-1] for e in ends])
+    out["cr_xy"], out["cr_off"] = _pack_ragged(
+        [index._crossings[p] for p in pairs], dtype=float, width=2
+    )
+    for name, centres in (("zc", index.zip_centres), ("cc", index.city_centres)):
+        out[f"{name}_keys"] = _pack_strings(list(centres))
+        out[f"{name}_xy"] = np.array(list(centres.values()), dtype=float).reshape(-1, 2)
+
+    addresses = list(index._by_address)
+    out["ba_number"] = _pack_strings([a[0] for a in addresses])
+    out["ba_street"] = _pack_strings([a[1] for a in addresses])
+    out["ba_rows"], out["ba_off"] = _pack_ragged(
+        [index._by_address[a] for a in addresses], dtype=np.int64
+    )
+    streets = list(index._by_street)
+    out["bs_keys"] = _pack_strings(streets)
+    for part in ("numbers", "x", "y"):
+        dtype = np.int64 if part == "numbers" else float
+        groups = [getattr(index._by_street[k], part) for k in streets]
+        out[f"bs_{part}"], out["bs_off"] = _pack_ragged(groups, dtype=dtype)
+    for name, lists in (("bb", index._by_base), ("bq", index._by_squashed)):
+        out[f"{name}_keys"] = _pack_strings(list(lists))
+        values = [_pack_strings(v) for v in lists.values()]
+        out[f"{name}_vals"], out[f"{name}_off"] = _pack_ragged(values, dtype=str)
+    out["bases"] = _pack_strings(index._bases)
+    out["cs_keys"] = _pack_strings(list(index._city_state))
+    out["cs_vals"] = _pack_strings(list(index._city_state.values()))
+    return out
+
+
+def _index_from_arrays(points: pd.DataFrame, a: dict[str, np.ndarray], crs: str) -> ReferenceIndex:
+    """The inverse of :func:`_index_arrays` (and of writing ``points``)."""
+
+    def strings(name: str) -> list[str]:
+        return [str(s) for s in a[name].tolist()]
+
+    wkb = _unpack_ragged(a["streets_wkb"], a["streets_off"])
+    geoms = shapely.from_wkb([w.tobytes() for w in wkb]) if wkb else []
+    streets = dict(zip(strings("streets_keys"), geoms, strict=True))
+    street_points = dict(
+        zip(strings("sp_keys"), _unpack_ragged(a["sp_xy"], a["sp_off"]), strict=True)
+    )
+    pairs = [frozenset((x, y)) for x, y in zip(strings("cr_a"), strings("cr_b"), strict=True)]
+    crossings = dict(zip(pairs, _unpack_ragged(a["cr_xy"], a["cr_off"]), strict=True))
+    index = ReferenceIndex(
+        points=points,
+        streets=streets,
+        crs=crs,
+        street_points=street_points,
+        _crossings=crossings,
+        _to_metric=Transformer.from_crs("EPSG:4326", crs, always_xy=True),
+        _to_wgs84=Transformer.from_crs(crs, "EPSG:4326", always_xy=True),
+    )
+    index.zip_centres = {
+        k: (float(x), float(y)) for k, (x, y) in zip(strings("zc_keys"), a["zc_xy"], strict=True)
+    }
+    index.city_centres = {
+        k: (float(x), float(y)) for k, (x, y) in zip(strings("cc_keys"), a["cc_xy"], strict=True)
+    }
+    rows = _unpack_ragged(a["ba_rows"], a["ba_off"])
+    addresses = zip(strings("ba_number"), strings("ba_street"), strict=True)
+    index._by_address = dict(zip(addresses, rows, strict=True))
+    parts = {p: _unpack_ragged(a[f"bs_{p}"], a["bs_off"]) for p in ("numbers", "x", "y")}
+    index._by_street = {
+        k: _StreetPoints(numbers=parts["numbers"][i], x=parts["x"][i], y=parts["y"][i])
+        for i, k in enumerate(strings("bs_keys"))
+    }
+    for name, attr in (("bb", "_by_base"), ("bq", "_by_squashed")):
+        vals = _unpack_ragged(a[f"{name}_vals"], a[f"{name}_off"])
+        keys = strings(f"{name}_keys")
+        lists = {k: [str(s) for s in v.tolist()] for k, v in zip(keys, vals, strict=True)}
+        setattr(index, attr, lists)
+    index._bases = strings("bases")
+    index._city_state = dict(zip(strings("cs_keys"), strings("cs_vals"), strict=True))
+    return index
+
+
+def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
+    """Write a file through a temporary file in the same folder and ``os.replace``."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_reference_cache(
+    index: ReferenceIndex,
+    cache_dir: str | Path,
+    key: str,
+    *,
+    cleaned: Sequence[dict[str, Any]] = (),
+    read: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Write an index as ``<cache_dir>/<key>.parquet`` (points) and ``<key>.npz`` (the rest).
+
+    Each file is written atomically; the ``.npz``, written last, holds the key, the format,
+    :data:`REFERENCE_CACHE_VERSION` and the SHA-256 of the ``.parquet``, so that a pair left
+    mixed by two writers, a truncated file or a file of anything else is found out on reading.
+
+    Parameters
+    ----------
+    index
+        The index as :func:`build_reference_index` built it.
+    cache_dir
+        The cache folder (created when missing).
+    key
+        Its :func:`reference_cache_key`.
+    cleaned
+        The cleaned-cell rows (:mod:`etl.controls`) that reading the references recorded,
+        replayed when the index is re-used.
+    read
+        The (role, file) of every reference file read.
+
+    Returns
+    -------
+    pathlib.Path
+        The ``.npz`` file.
+    """
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    points_path, arrays_path = cache_dir / f"{key}.parquet", cache_dir / f"{key}.npz"
+    buf = io.BytesIO()
+    index.points.to_parquet(buf, index=True)
+    data = buf.getvalue()
+    _write_atomic(points_path, lambda f: f.write(data))
+    import hashlib
+
+    meta = {
+        "format": REFERENCE_CACHE_FORMAT,
+        "version": REFERENCE_CACHE_VERSION,
+        "key": key,
+        "crs": index.crs,
+        "points_sha256": hashlib.sha256(data).hexdigest(),
+        "cleaned": list(cleaned),
+        "read": [list(r) for r in read],
+    }
+    arrays = _index_arrays(index)
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    _write_atomic(arrays_path, lambda f: np.savez(f, **arrays))
+    return arrays_path
+
+
+def load_reference_cache(
+    cache_dir: str | Path, key: str
+) -> tuple[ReferenceIndex, dict[str, Any]] | None:
+    """Read an index that :func:`save_reference_cache` wrote, or None.
+
+    A missing cache gives None silently; an unreadable, truncated, mixed or foreign one gives
+    None with one warning line (the caller rebuilds it).
+
+    Parameters
+    ----------
+    cache_dir
+        The cache folder.
+    key
+        The :func:`reference_cache_key` wanted.
+
+    Returns
+    -------
+    (ReferenceIndex, dict) or None
+        The index and the cache's meta data (``cleaned``, ``read``…).
+    """
+    import hashlib
+
+    cache_dir = Path(cache_dir)
+    points_path, arrays_path = cache_dir / f"{key}.parquet", cache_dir / f"{key}.npz"
+    if not points_path.exists() and not arrays_path.exists():
+        return None
+    try:
+        # read into memory first: np.load leaves a file it opened open when it is no zip
+        with np.load(io.BytesIO(arrays_path.read_bytes()), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if meta.get("format") != REFERENCE_CACHE_FORMAT or meta.get("key") != key:
+            msg = "not a reference index of this key"
+            raise ValueError(msg)
+        if meta.get("version") != REFERENCE_CACHE_VERSION:
+            msg = f"cache version {meta.get('version')}, not {REFERENCE_CACHE_VERSION}"
+            raise ValueError(msg)
+        data = points_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != meta.get("points_sha256"):
+            msg = f"{points_path.name} does not match {arrays_path.name}"
+            raise ValueError(msg)
+        points = pd.read_parquet(io.BytesIO(data))
+        index = _index_from_arrays(points, arrays, str(meta["crs"]))
+    except Exception as exc:  # anything unreadable is rebuilt, never trusted
+        log.warning(
+            "geocoding reference cache %s ignored (%s: %s); rebuilding it",
+            arrays_path,
+            type(exc).__name__,
+            str(exc)[:200],
+        )
+        return None
+    return index, meta
+
+
+def _replay_cleaned(
+    rows: Sequence[dict[str, Any]], read: Sequence[Sequence[str]], *, say: bool = True
+) -> None:
+    """Record again, in the running :func:`etl.controls.recording`, what reading recorded.
+
+    Parameters
+    ----------
+    rows
+        Cleaned-cell rows (keys of :data:`etl.controls.REPORT_COLUMNS`).
+    read
+        The (role, file) of every file read, cleaned or not.
+    say
+        Also say, in one warning line per file, how many cells were cleaned.
+    """
+    from etl.controls import record_cleaned
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {(r, f): [] for r, f in read}
+    for row in rows:
+        groups.setdefault((row["input"], row["file"]), []).append(row)
+    for (role, file), cells in groups.items():
+        changes = [
+            {"column": c["column"], "position": i, "found": c["found"]} for i, c in enumerate(cells)
+        ]
+        record_cleaned(role, file, changes, rows=[int(c["row"]) for c in cells])
+        if cells and say:
+            log.warning(
+                "%s: %d cell%s with control characters replaced by spaces (as when the cached "
+                "geocoding reference index was built; see reports/inputs_cleaned.csv)",
+                file,
+                len(cells),
+                "s" * (len(cells) != 1),
+            )
+
+
+def cached_reference_index(
+    refs: Sequence[ReferenceSource],
+    *,
+    resolve: Callable[[str], Path] = Path,
+    crs: str | None = None,
+    cache_dir: str | Path,
+) -> ReferenceIndex:
+    """:func:`build_reference_index`, re-used from ``cache_dir`` while its inputs are unchanged.
+
+    The key (:func:`reference_cache_key`) covers the references' files (SHA-256), their
+    settings, ``crs``, the code and package versions and :data:`REFERENCE_CACHE_VERSION`.
+    A cache that cannot be read is ignored with one log line and rebuilt; one that cannot be
+    written is said so, and the build goes on. The index is the same either way, and the
+    control characters cleaned while reading the references are recorded either way
+    (:mod:`etl.controls`).
+
+    Parameters
+    ----------
+    refs, resolve, crs
+        As for :func:`build_reference_index`.
+    cache_dir
+        The cache folder, e.g. ``<geodata>/.cache/geocode``.
+
+    Returns
+    -------
+    ReferenceIndex
+        The index; its ``cache_record`` says whether the cache was used (``used``,
+        ``status`` "hit", "built" or "rebuilt", ``key``, ``file``, ``seconds``, ``inputs``).
+    """
+    from etl.controls import recording
+
+    t0 = time.perf_counter()
+    keyed = reference_cache_key(refs, resolve=resolve, crs=crs)
+    if keyed is None:  # a file is missing: let the reader say which, as without a cache
+        return build_reference_index(refs, resolve=resolve, crs=crs)
+    key, inputs = keyed
+    cache_dir = Path(cache_dir)
+    file = cache_dir / f"{key}.npz"
+    found_any = file.exists() or (cache_dir / f"{key}.parquet").exists()
+    loaded = load_reference_cache(cache_dir, key)
+    if loaded is not None:
+        index, meta = loaded
+        _replay_cleaned(meta.get("cleaned", []), meta.get("read", []))
+        status = "hit"
+        log.info(
+            "reference index: re-used %s (%s address points, %s named streets) in %.2f s",
+            file,
+            f"{len(index.points):,}",
+            f"{len(index.streets):,}",
+            time.perf_counter() - t0,
+        )
+    else:
+        with recording() as ledger:
+            index = build_reference_index(refs, resolve=resolve, crs=crs)
+        rows = sorted(ledger.rows, key=lambda r: (r["input"], r["file"], r["row"], r["column"]))
+        read = sorted(ledger.inputs)
+        _replay_cleaned(rows, read, say=False)  # the readers have said it already
+        status = "rebuilt" if found_any else "built"
+        try:
+            save_reference_cache(index, cache_dir, key, cleaned=rows, read=read)
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("geocoding reference cache not written to %s: %s", cache_dir, exc)
+    index.cache_record = {
+        "used": status == "hit",
+        "status": status,
+        "key": key,
+        "file": str(file),
+        "version": REFERENCE_CACHE_VERSION,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "inputs": inputs,
+    }
+    return index
+
+
+def reference_cache_record(geocoder: Geocoder | None) -> dict[str, Any] | None:
+    """What the offline geocoder's reference index says about the cache (None without one).
+
+    Parameters
+    ----------
+    geocoder
+        What :func:`geocoder_from_config` returned.
+
+    Returns
+    -------
+    dict or None
+        The index's ``cache_record`` (see :func:`cached_reference_index`); ``{"used": False,
+        "status": "off"}`` when the index was built without a cache.
+    """
+    chain = geocoder.geocoders if isinstance(geocoder, GeocoderChain) else [geocoder]
+    for g in chain:
+        if isinstance(g, OfflineGeocoder):
+            return dict(g.index.cache_record) or {"used": False, "status": "off"}
+    return None
