@@ -238,17 +238,9 @@ def main() -> int:
         msf = nc.maxspeed_factor if args.maxspeed_factor is None else args.maxspeed_factor
         sig = nc.signal_delay_s if args.signal_delay is None else args.signal_delay
         t0 = time.perf_counter()
-        net = build_mode_network(
-            read_osm_file(pbf),
-            "drive",
-            crs=cfg.crs,
-            drive_speeds_kph=speeds,
-            walk_speed_kph=nc.walk_speed_kph,
-            use_maxspeed=nc.use_maxspeed,
-            congestion_factor=nc.congestion_factor,
-            maxspeed_factor=msf,
-            signal_delay_s=sig,
-        )
+        options = {**nc.speed_options(), "drive_speeds_kph": speeds, "maxspeed_factor": msf,
+                   "signal_delay_s": sig}  # fmt: skip
+        net = build_mode_network(read_osm_file(pbf), "drive", crs=cfg.crs, **options)
         t_net = time.perf_counter() - t0
         people = bundle.read_layer("people")
         providers = bundle.read_layer("providers")

@@ -77,17 +77,7 @@ def franklin_networks(bundle: Path | None) -> dict[str, ModeNetwork]:
     nc = cfg.network
     raw = read_osm_file(FRANKLIN / "osm" / "columbus.osm.pbf")
     return {
-        mode: build_mode_network(
-            raw,
-            mode,
-            crs=cfg.crs,
-            drive_speeds_kph=nc.drive_speeds_kph,
-            walk_speed_kph=nc.walk_speed_kph,
-            use_maxspeed=nc.use_maxspeed,
-            congestion_factor=nc.congestion_factor,
-            maxspeed_factor=nc.maxspeed_factor,
-            signal_delay_s=nc.signal_delay_s,
-        )
+        mode: build_mode_network(raw, mode, crs=cfg.crs, **nc.speed_options())
         for mode in ("drive", "walk")
     }
 

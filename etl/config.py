@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -426,6 +426,20 @@ class NetworkConfig(_Model):
     signal_delay_s: float = Field(default=0.0, ge=0.0, le=120.0)
     congestion_factor: float = Field(default=1.0, ge=1.0, le=5.0)
     max_snap_m: float = Field(default=1500.0, gt=0)
+
+    def speed_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`etl.engine.network.build_mode_network` it sets.
+
+        One place names them, for the pipeline, the manifest's settings and the benchmarks.
+        """
+        return {
+            "drive_speeds_kph": dict(self.drive_speeds_kph),
+            "walk_speed_kph": self.walk_speed_kph,
+            "use_maxspeed": self.use_maxspeed,
+            "congestion_factor": self.congestion_factor,
+            "maxspeed_factor": self.maxspeed_factor,
+            "signal_delay_s": self.signal_delay_s,
+        }
 
     @field_validator("drive_speeds_kph")
     @classmethod

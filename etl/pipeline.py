@@ -56,6 +56,7 @@ from etl.engine.isochrones import cell_times, cells_to_polygon
 from etl.engine.network import ModeNetwork, build_mode_network
 from etl.engine.streets import cells_of, sample_streets, sample_times
 from etl.fips import geoid_counties
+from etl.hashing import sha256
 from etl.inputs.areas import (
     People,
     allocate_people,
@@ -154,19 +155,6 @@ class BuildContext:
         )
 
 
-def sha256(path: Path) -> str:
-    """Return the SHA-256 of a file, or of a folder's files (names and contents, sorted)."""
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            h.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with file.open("rb") as f:
-            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
 def _size(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -230,17 +218,7 @@ def stage_network(ctx: BuildContext) -> dict[str, Any]:
     )
     counts["named_streets"] = len(names)
     for mode in nc.modes:
-        net = build_mode_network(
-            raw,
-            mode,
-            crs=cfg.crs,
-            drive_speeds_kph=nc.drive_speeds_kph,
-            walk_speed_kph=nc.walk_speed_kph,
-            use_maxspeed=nc.use_maxspeed,
-            congestion_factor=nc.congestion_factor,
-            maxspeed_factor=nc.maxspeed_factor,
-            signal_delay_s=nc.signal_delay_s,
-        )
+        net = build_mode_network(raw, mode, crs=cfg.crs, **nc.speed_options())
         ctx.networks[mode] = net
         path = ctx.writer.write_network(net)
         counts[mode] = {
@@ -1347,12 +1325,7 @@ def _manifest(
             "modes": list(nc.modes),
             "bands_min": list(cfg.access.bands_min),
             "thresholds_min": {k: dict(v) for k, v in cfg.access.thresholds_min.items()},
-            "drive_speeds_kph": dict(nc.drive_speeds_kph),
-            "walk_speed_kph": nc.walk_speed_kph,
-            "use_maxspeed": nc.use_maxspeed,
-            "maxspeed_factor": nc.maxspeed_factor,
-            "signal_delay_s": nc.signal_delay_s,
-            "congestion_factor": nc.congestion_factor,
+            **nc.speed_options(),  # the speeds the networks were built with
             "max_snap_m": nc.max_snap_m,
             "cover_m": cfg.access.cover_m,
             "h3_resolution": cfg.access.h3_resolution,

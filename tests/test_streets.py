@@ -141,17 +141,7 @@ def demo_networks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModeNet
     nc = cfg.network
     raw = read_osm_file(files["osm"])
     return {
-        mode: build_mode_network(
-            raw,
-            mode,
-            crs=cfg.crs,
-            drive_speeds_kph=nc.drive_speeds_kph,
-            walk_speed_kph=nc.walk_speed_kph,
-            use_maxspeed=nc.use_maxspeed,
-            congestion_factor=nc.congestion_factor,
-            maxspeed_factor=nc.maxspeed_factor,
-            signal_delay_s=nc.signal_delay_s,
-        )
+        mode: build_mode_network(raw, mode, crs=cfg.crs, **nc.speed_options())
         for mode in nc.modes
     }
 

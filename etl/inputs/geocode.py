@@ -76,6 +76,7 @@ from etl.config import (
     NominatimConfig,
     ReferenceSource,
 )
+from etl.hashing import sha256
 from etl.inputs.addresses import (
     ParsedAddress,
     clean_text,
@@ -1784,21 +1785,6 @@ _REFERENCE_PACKAGES: Final[tuple[str, ...]] = (
 )  # fmt: skip
 
 
-def _digest(path: Path) -> str:
-    """SHA-256 of a file, or of a folder's files (names and contents), as the manifest has it."""
-    import hashlib
-
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            h.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with file.open("rb") as f:
-            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
 def _reference_files(ref: ReferenceSource, path: Path) -> list[Path]:
     """The files one reference is read from: the file or folder, and the side files it needs."""
     files = [path]
@@ -1815,7 +1801,7 @@ def _code_versions() -> dict[str, str]:
     from importlib import metadata
 
     root = Path(__file__).resolve().parents[2]
-    out = {name: _digest(root / name) for name in _REFERENCE_CODE if (root / name).is_file()}
+    out = {name: sha256(root / name) for name in _REFERENCE_CODE if (root / name).is_file()}
     for pkg in _REFERENCE_PACKAGES:
         try:
             out[pkg] = metadata.version(pkg)
@@ -1858,7 +1844,7 @@ def reference_cache_key(
         if not path.exists():
             return None
         files = _reference_files(ref, path)
-        digests = [_digest(f) for f in files]
+        digests = [sha256(f) for f in files]
         size = sum(
             sum(p.stat().st_size for p in f.rglob("*") if p.is_file()) if f.is_dir()
             else f.stat().st_size
