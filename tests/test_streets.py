@@ -21,7 +21,6 @@ from etl.inputs.osm import read_osm_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "geodata" / "configs" / "demo.yaml"
-DEMO_BUNDLE = ROOT / "geodata" / "demo"
 FIELDS = ("a", "b", "frac", "time_ab", "time_ba", "lon", "lat", "cell")
 
 
@@ -196,12 +195,15 @@ def test_demo_networks_match_reference(demo_networks: dict[str, ModeNetwork]) ->
         assert len(np.unique(new.cell)) > 100
 
 
-@pytest.mark.skipif(
-    not (DEMO_BUNDLE / "network").is_dir(), reason="no built demo bundle at geodata/demo"
-)
 @pytest.mark.parametrize("mode", ["drive", "walk"])
-def test_built_demo_bundle_matches_reference(mode: str) -> None:
-    net = ModeNetwork.load(DEMO_BUNDLE / "network" / f"{mode}.npz")
+def test_built_demo_bundle_matches_reference(
+    mode: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.test_townhall import demo_geodata
+
+    # The demo bundle as the pipeline builds it (once per session), not a local geodata/.
+    geo = demo_geodata(tmp_path_factory)
+    net = ModeNetwork.load(geo / "demo" / "network" / f"{mode}.npz")
     assert_same_samples(sample_streets(net), reference_sample_streets(net))
 
 

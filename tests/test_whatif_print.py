@@ -25,6 +25,7 @@ from callbacks import downloads
 from etl.engine.scenario import Scenario
 from etl.outputs.export import export_layers
 from etl.outputs.render import MapData, fact_sheet, render_map
+from etl.outputs.whatif import WhatIf
 from tests.test_render import pdf_text
 from tests.test_townhall import demo_geodata, linked_geodata
 from viewmodel import scenario as aps
@@ -190,8 +191,8 @@ def test_the_download_route_applies_the_scenario_on_the_page(
     assert f"{round(w.people_in_desert):,} people" in pdf_text(tmp_path / "m.pdf")
 
 
-def test_a_scenario_for_care_without_sites_gives_the_baseline_with_a_reason(
-    rd: RegionData, scenario: Scenario
+def test_closing_every_site_and_a_refused_scenario(
+    rd: RegionData, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     closed_all = Scenario(region="demo", name="No clinics")
     base = aps.baseline_access(rd, "drive")
@@ -199,8 +200,18 @@ def test_a_scenario_for_care_without_sites_gives_the_baseline_with_a_reason(
         closed_all = closed_all.close_site(str(pid))
     got = what_if_or_note(rd, _token(closed_all), category="methadone", mode="drive",
                           threshold=30)  # fmt: skip
-    # Either evaluated (nobody reaches care) or a one-line reason: never an exception.
-    if isinstance(got, str):
-        assert got.startswith("“No clinics” (not applied here:")
-    else:
-        assert got is not None and round(got.people_within) == 0
+    # Every covered person is then in the desert; nobody is within reach.
+    assert isinstance(got, WhatIf)
+    assert round(got.people_within) == 0
+    assert round(got.people_in_desert) == round(got.base_people_within + got.base_people_in_desert)
+    # A scenario the engine refuses: the files show the baseline and say why, in one line.
+    import viewmodel.scenario_print as sp
+    from etl._errors import InputError
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise InputError("the threshold must be positive")
+
+    monkeypatch.setattr(sp, "evaluate", refuse)
+    note = what_if_or_note(rd, _token(scenario), category="methadone", mode="drive",
+                           threshold=30)  # fmt: skip
+    assert note == "“West side plan” (not applied here: the threshold must be positive)"
